@@ -1,0 +1,196 @@
+"""What every job shares: flags that map onto config keys, and the run loop.
+
+A job declares its flags with :func:`add_flag`, whose ``key`` names the config
+entry the flag overrides (``"als.rank"``); unset flags leave the config value
+alone. :func:`run_job` then parses arguments, loads the config, configures
+logging, builds the session, calls ``run(spark, cfg)`` inside
+``try/finally: spark.stop()``, and turns errors a user can fix into one line
+on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Callable, Sequence
+
+from movierec_spark import MovieRecError
+from movierec_spark.config import Config, load_config, merge
+from movierec_spark.progress import configure_logging
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the job failed for a reason a user cannot fix by a flag
+EXIT_USAGE = 2  # bad flags or input: the message says what to change
+EXIT_INTERRUPTED = 130
+
+
+# --- flag value types: each raises ArgumentTypeError with a readable reason ---
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+# --- parser ---
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser with the flags every job has (``--config``, ``--verbose``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file overriding conf/movierec.toml (e.g. tune_als.py's best_params.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and stack traces")
+    return parser
+
+
+def add_flag(parser: argparse.ArgumentParser | Any, flag: str, key: str, **kwargs: Any) -> None:
+    """Add ``flag`` overriding config entry ``key`` ("section.name").
+
+    The default is taken from the config at run time, so help says where it
+    comes from instead of repeating a number that could go stale.
+    """
+    section, _, name = key.partition(".")
+    if not name:
+        raise ValueError(f"config key {key!r} must be 'section.name'")
+    kwargs.setdefault("metavar", name.upper())
+    help_text = kwargs.pop("help", "")
+    kwargs["help"] = f"{help_text} (config: [{section}] {name})".strip()
+    parser.add_argument(flag, dest=key, default=None, **kwargs)
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that say where ratings come from; shared by every data job."""
+    group = parser.add_argument_group("data")
+    add_flag(group, "--dataset", "data.dataset", metavar="NAME", help="MovieLens release name")
+    add_flag(
+        group,
+        "--source",
+        "data.source",
+        metavar="PATH",
+        help="the release's GroupLens zip or unpacked folder; omitted: download into the cache",
+    )
+    add_flag(
+        group,
+        "--ingested",
+        "data.ingested_dir",
+        metavar="DIR",
+        help="read the Parquet tables jobs/ingest.py wrote instead of a release",
+    )
+    add_flag(group, "--cache-dir", "data.cache_dir", metavar="DIR", help="download cache")
+
+
+def overrides_from_args(args: argparse.Namespace) -> Config:
+    """Config entries set by flags (dests of the form 'section.name')."""
+    overrides: Config = {}
+    for dest, value in vars(args).items():
+        if "." in dest and value is not None:
+            section, _, name = dest.partition(".")
+            overrides.setdefault(section, {})[name] = value
+    return overrides
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Shipped defaults, then ``--config``, then the flags."""
+    return merge(load_config(args.config), overrides_from_args(args))
+
+
+# --- running ---
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def run_job(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[Any, Config], int | None],
+    argv: Sequence[str] | None = None,
+    validate: Callable[[Config], None] | None = None,
+) -> int:
+    """Parse, configure, run ``run(spark, cfg)`` and return an exit code.
+
+    ``validate`` checks the merged config before any JVM starts, so a bad
+    value costs no Spark start-up.
+    """
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        cfg = build_config(args)
+        if validate is not None:
+            validate(cfg)
+        # Imported here so that --help and flag errors need no JVM.
+        from movierec_spark.session import build_session
+
+        spark = build_session(prog)
+        try:
+            return run(spark, cfg) or EXIT_OK
+        finally:
+            spark.stop()
+    except MovieRecError as exc:
+        if args.verbose:
+            log.exception("%s failed", prog)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - last line of defence for users
+        from pyspark.errors import AnalysisException
+
+        if isinstance(exc, AnalysisException):
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        log.debug("%s failed", prog, exc_info=True)
+        hint = "" if args.verbose else " (run with --verbose for the stack trace)"
+        print(f"{prog}: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return EXIT_ERROR

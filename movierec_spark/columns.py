@@ -1,0 +1,32 @@
+"""Column names used everywhere, so a rename happens in one place.
+
+MovieLens spells its columns ``userId``/``movieId``; they become snake_case
+once, at the I/O boundary, and every stage after that uses these constants.
+"""
+
+USER_ID = "user_id"
+MOVIE_ID = "movie_id"
+RATING = "rating"
+TIMESTAMP = "timestamp"
+
+TITLE = "title"
+YEAR = "year"
+GENRES = "genres"
+
+TAG = "tag"
+IMDB_ID = "imdb_id"
+TMDB_ID = "tmdb_id"
+
+GENDER = "gender"
+AGE = "age"
+OCCUPATION = "occupation"
+ZIP_CODE = "zip_code"
+
+PREDICTION = "prediction"
+RANK = "rank"
+
+# Rejects table: one row per input line that was not loaded.
+TABLE = "table"
+REASON = "reason"
+RAW = "raw"
+SOURCE_FILE = "source_file"

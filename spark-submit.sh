@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The one way to run a movierec-spark job, locally or against a cluster.
+#
+#   ./spark-submit.sh [spark-submit options] jobs/<job>.py [job arguments]
+#
+# It finds Spark (an existing $SPARK_HOME, else the pip-installed PySpark, via
+# findspark), runs the job with the project's Python (.venv/bin/python, or
+# $PYSPARK_PYTHON), applies conf/spark-defaults.conf and conf/log4j2.properties
+# (set SPARK_CONF_DIR to use another folder), and ships the movierec_spark
+# package to executors with --py-files. Every spark-submit option passes
+# through: --master, --conf key=value, --driver-memory, --py-files, ...
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+me="spark-submit.sh"
+
+die() {
+  echo "$me: error: $*" >&2
+  exit 2
+}
+
+usage() {
+  cat <<EOF
+usage: ./spark-submit.sh [spark-submit options] jobs/<job>.py [job arguments]
+
+jobs:
+$(cd "$ROOT" && ls jobs/*.py 2>/dev/null | grep -v __init__ | sed 's/^/  /')
+
+Every job takes --help. Spark options (--master, --conf k=v, ...) go before the job.
+EOF
+}
+
+# --- Python: the project's environment, so the driver and local executors
+# import the pinned PySpark, pandas and pyarrow.
+if [[ -n "${PYSPARK_PYTHON:-}" ]]; then
+  PY="$PYSPARK_PYTHON"
+elif [[ -x "$ROOT/.venv/bin/python" ]]; then
+  PY="$ROOT/.venv/bin/python"
+else
+  PY="$(command -v python3 || true)"
+fi
+[[ -n "$PY" ]] || die "no Python found; create the environment first: python3 -m venv .venv && .venv/bin/pip install -e ."
+export PYSPARK_PYTHON="$PY"
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
+
+# --- Java: Spark 4 needs Java 17 or newer.
+if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+  JAVA="$JAVA_HOME/bin/java"
+else
+  JAVA="$(command -v java || true)"
+fi
+java_help="install Java 17+ (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17; or https://adoptium.net) and put it on PATH or set JAVA_HOME"
+[[ -n "$JAVA" ]] || die "Java not found: $java_help"
+java_version="$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\).*/\1/p' | head -n1)"
+if [[ -z "$java_version" || "$java_version" -lt 17 ]]; then
+  die "Java ${java_version:-of unknown version} at $JAVA is too old: $java_help"
+fi
+
+# --- Spark: $SPARK_HOME if set, else the PySpark installed for $PY.
+if [[ -z "${SPARK_HOME:-}" ]]; then
+  if ! SPARK_HOME="$("$PY" -c 'import pyspark, findspark; print(findspark.find())' 2>/dev/null)"; then
+    die "PySpark not found for $PY; set up the environment: python3 -m venv .venv && .venv/bin/pip install -e ."
+  fi
+fi
+export SPARK_HOME
+[[ -x "$SPARK_HOME/bin/spark-submit" ]] || die "no bin/spark-submit under SPARK_HOME=$SPARK_HOME"
+export SPARK_CONF_DIR="${SPARK_CONF_DIR:-$ROOT/conf}"
+export MOVIEREC_CONF_DIR="${MOVIEREC_CONF_DIR:-$ROOT/conf}"
+
+# --- Split the command line: spark-submit options, then the job and its arguments.
+spark_opts=()
+user_py_files=""
+master=""
+job=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *.py)
+      job="$1"
+      shift
+      break
+      ;;
+    --py-files)
+      [[ $# -ge 2 ]] || die "--py-files needs a value"
+      user_py_files="$2"
+      shift 2
+      ;;
+    --py-files=*)
+      user_py_files="${1#--py-files=}"
+      shift
+      ;;
+    --master)
+      [[ $# -ge 2 ]] || die "--master needs a value"
+      master="$2"
+      spark_opts+=("$1" "$2")
+      shift 2
+      ;;
+    --master=*)
+      master="${1#--master=}"
+      spark_opts+=("$1")
+      shift
+      ;;
+    --verbose | --supervise)
+      spark_opts+=("$1")
+      shift
+      ;;
+    -*)
+      [[ $# -ge 2 ]] || die "spark-submit option $1 needs a value"
+      spark_opts+=("$1" "$2")
+      shift 2
+      ;;
+    *)
+      die "expected a job (jobs/<job>.py), got '$1'; see ./spark-submit.sh --help"
+      ;;
+  esac
+done
+if [[ -z "$job" ]]; then
+  usage >&2
+  exit 2
+fi
+[[ -f "$job" ]] || die "job file $job does not exist; see ./spark-submit.sh --help"
+
+# A loopback hostname makes Spark warn and guess an interface; bind local
+# runs to 127.0.0.1. Cluster runs keep the machine's address.
+if [[ -z "$master" || "$master" == local* ]]; then
+  export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+fi
+
+# --- Package the library for executors (and the driver on a cluster).
+build_dir="$ROOT/build"
+mkdir -p "$build_dir"
+package="$build_dir/movierec_spark.zip"
+"$PY" - "$ROOT" "$package" <<'PYEOF'
+import os, sys, zipfile
+root, target = sys.argv[1], sys.argv[2]
+tmp = target + ".tmp"
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    for folder, dirs, files in os.walk(os.path.join(root, "movierec_spark")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                zf.write(path, os.path.relpath(path, root))
+os.replace(tmp, target)
+PYEOF
+py_files="$package"
+[[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
+
+exec "$SPARK_HOME/bin/spark-submit" \
+  --name "movierec-$(basename "$job" .py)" \
+  --py-files "$py_files" \
+  "${spark_opts[@]+"${spark_opts[@]}"}" \
+  "$job" "$@"

@@ -51,6 +51,8 @@ def spark(tmp_path_factory):
         SparkSession.builder.master("local[2]")
         .appName("movierec-tests")
         .config("spark.ui.enabled", "false")
+        # Several pytest runs may share a 2-core CI machine; keep each JVM modest.
+        .config("spark.driver.memory", "2g")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
         .config("spark.driver.bindAddress", "127.0.0.1")

@@ -1,0 +1,134 @@
+"""The fitted recommender every later job loads: biases plus ALS on residuals.
+
+A rating is predicted as ``global_mean + user_bias + item_bias + p_u . q_i``
+where the biases are damped means and ``p_u``, ``q_i`` are ALS factors fitted
+to the residuals that the biases leave, then clipped to the rating scale.
+Without factors (``als is None``) it is the damped-bias baseline; in
+``implicit`` mode the biases are zero and the score is the ALS preference
+``p_u . q_i`` alone (a ranking score, not a rating, so it is not clipped).
+
+Unknown users or movies fall back to what is known about them: an unseen
+user gets ``global_mean + item_bias``, an unseen movie
+``global_mean + user_bias``, both unseen the global mean.
+
+Saved layout (``save``/``load``)::
+
+    DIR/metadata.json   kind, global mean, rating scale, parameters, dataset
+    DIR/user_bias/      Parquet: user_id int, user_bias double
+    DIR/item_bias/      Parquet: movie_id int, item_bias double
+    DIR/als/            pyspark.ml ALSModel (absent for the bias baseline)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+from movierec_spark.releases import RatingScale
+
+FORMAT_VERSION = 1
+KIND_EXPLICIT = "explicit"  # biases + ALS on residuals, predicts ratings
+KIND_IMPLICIT = "implicit"  # ALS with implicitPrefs, predicts preference scores
+USER_BIAS = "user_bias"
+ITEM_BIAS = "item_bias"
+_FACTOR_SCORE = "_factor_score"
+
+
+@dataclass
+class RecommenderModel:
+    """Damped biases plus (optionally) ALS factors of the residuals."""
+
+    global_mean: float
+    user_bias: DataFrame  # user_id, user_bias
+    item_bias: DataFrame  # movie_id, item_bias
+    als: ALSModel | None
+    scale: RatingScale
+    kind: str = KIND_EXPLICIT
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clips(self) -> bool:
+        return self.kind == KIND_EXPLICIT
+
+    def predict(self, pairs: DataFrame) -> DataFrame:
+        """``pairs`` (user_id, movie_id, ...) plus a ``prediction`` column.
+
+        Rows are never dropped: cold-start pairs get the fallback described
+        in the module docstring.
+        """
+        scored = (
+            pairs.join(self.user_bias, on=C.USER_ID, how="left")
+            .join(self.item_bias, on=C.MOVIE_ID, how="left")
+            .fillna(0.0, subset=[USER_BIAS, ITEM_BIAS])
+        )
+        if self.als is not None:
+            scored = self.als.setPredictionCol(_FACTOR_SCORE).transform(scored)
+            factor = F.when(F.isnan(_FACTOR_SCORE), F.lit(0.0)).otherwise(F.col(_FACTOR_SCORE))
+        else:
+            factor = F.lit(0.0)
+        raw = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS) + factor
+        if self.clips:
+            raw = F.least(F.greatest(raw, F.lit(self.scale.low)), F.lit(self.scale.high))
+        out = scored.withColumn(C.PREDICTION, raw.cast("double")).drop(USER_BIAS, ITEM_BIAS)
+        return out.drop(_FACTOR_SCORE) if self.als is not None else out
+
+    # --- persistence ---
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "global_mean": self.global_mean,
+            "scale": {"low": self.scale.low, "high": self.scale.high, "step": self.scale.step},
+            "has_factors": self.als is not None,
+            "params": self.params,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the model under ``path`` (a folder that must not exist yet)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=False)
+        self.user_bias.write.parquet(str(path / "user_bias"))
+        self.item_bias.write.parquet(str(path / "item_bias"))
+        if self.als is not None:
+            self.als.save(str(path / "als"))
+        # Written last: a folder with metadata.json is a complete model.
+        (path / "metadata.json").write_text(json.dumps(self.metadata(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, spark: SparkSession, path: str | Path) -> "RecommenderModel":
+        """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
+        path = Path(path)
+        meta_path = path / "metadata.json"
+        if not meta_path.is_file():
+            raise MovieRecError(
+                f"{path} is not a movierec model (no metadata.json); "
+                "train one with ./spark-submit.sh jobs/train_als.py --output DIR and pass DIR/model"
+            )
+        try:
+            meta = json.loads(meta_path.read_text())
+            version = meta["format_version"]
+        except (ValueError, KeyError) as exc:
+            raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
+        if version != FORMAT_VERSION:
+            raise MovieRecError(
+                f"{path} was saved in model format {version}; this version reads {FORMAT_VERSION}"
+            )
+        als = ALSModel.load(str(path / "als")) if meta.get("has_factors") else None
+        return cls(
+            global_mean=float(meta["global_mean"]),
+            user_bias=spark.read.parquet(str(path / "user_bias")),
+            item_bias=spark.read.parquet(str(path / "item_bias")),
+            als=als,
+            scale=RatingScale(**meta["scale"]),
+            kind=meta["kind"],
+            params=meta.get("params", {}),
+        )

@@ -124,7 +124,22 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="read the Parquet tables jobs/ingest.py wrote instead of a release",
     )
-    add_flag(group, "--cache-dir", "data.cache_dir", metavar="DIR", help="download cache")
+    add_flag(
+        group,
+        "--cache-dir",
+        "data.cache_dir",
+        metavar="DIR",
+        help="download cache (empty: $MOVIEREC_CACHE, else ~/.cache/movierec-spark)",
+    )
+    add_flag(
+        group,
+        "--allow-unverified-download",
+        "data.allow_unverified_download",
+        action="store_const",
+        const=True,
+        metavar=None,
+        help="download a release that has no published checksum (ml-10m, ml-32m, ml-latest)",
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> Config:

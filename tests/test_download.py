@@ -9,18 +9,21 @@ shown to make none.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.server
 import io
 import logging
+import os
 import socket
 import stat
 import threading
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, cli
 from movierec_spark import download as dl
 from movierec_spark.releases import BASE_URL_ENV, get_release
 
@@ -50,6 +53,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload[: len(payload) // 2])
             self.close_connection = True
+        elif kind == "slow":  # answers after a pause, so concurrent callers overlap
+            time.sleep(0.5)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
         elif kind == "no-length":  # no Content-Length, stream closes early
             self.send_response(200)
             self.end_headers()
@@ -207,8 +216,6 @@ def test_release_without_checksum_needs_opt_in_and_logs_sha(server, tmp_path, mo
     monkeypatch.setenv(dl.ALLOW_UNVERIFIED_ENV, "1")
     folder = dl.resolve_source(unverified, None, cache, base_url=server.base_url)
 
-    import hashlib
-
     digest = hashlib.sha256(payload).hexdigest()
     assert (folder / "ratings.csv").exists()
     assert any(digest in r.message and r.levelno == logging.WARNING for r in caplog.records)
@@ -217,6 +224,61 @@ def test_release_without_checksum_needs_opt_in_and_logs_sha(server, tmp_path, mo
     # Later runs trust what was recorded, with or without the opt-in, and make no request.
     monkeypatch.delenv(dl.ALLOW_UNVERIFIED_ENV)
     assert dl.resolve_source(unverified, None, cache, base_url=server.base_url) == folder
+    assert len(server.requests) == 1
+
+
+def _pinned(payload: bytes):
+    """ml-latest-small as if GroupLens had published ``payload``."""
+    return dataclasses.replace(SMALL, archive_sha256=hashlib.sha256(payload).hexdigest(), archive_size=len(payload))
+
+
+def test_incomplete_unpack_is_redone_from_the_cached_archive(server, tmp_path):
+    payload = _tiny_release_zip()
+    release = _pinned(payload)
+    server.routes["/ml-latest-small.zip"] = ("ok", payload)
+    folder = dl.resolve_source(release, None, tmp_path / "cache", base_url=server.base_url)
+    (folder / "movies.csv").unlink()
+
+    assert dl.resolve_source(release, None, tmp_path / "cache", base_url=server.base_url) == folder
+    assert (folder / "movies.csv").exists()
+    assert len(server.requests) == 1
+
+
+def test_stale_part_files_of_dead_runs_are_removed(server, tmp_path):
+    payload = _tiny_release_zip()
+    server.routes["/ml-latest-small.zip"] = ("ok", payload)
+    archives = tmp_path / "cache" / "archives"
+    archives.mkdir(parents=True)
+    stale, fresh = archives / "ml-latest-small.zip.dead.part", archives / "ml-latest-small.zip.live.part"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+
+    dl.resolve_source(_pinned(payload), None, tmp_path / "cache", base_url=server.base_url)
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a download still running
+
+
+def test_concurrent_runs_download_once(server, tmp_path):
+    payload = _tiny_release_zip()
+    release = _pinned(payload)
+    server.routes["/ml-latest-small.zip"] = ("slow", payload)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(dl.resolve_source(release, None, tmp_path / "cache", base_url=server.base_url))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert len(results) == 2 and results[0] == results[1]
     assert len(server.requests) == 1
 
 
@@ -413,7 +475,39 @@ def test_cache_dir_argument_then_env_then_home(monkeypatch, tmp_path):
     assert dl.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
 
 
+def _data_config(argv):
+    parser = cli.make_parser("job", "test")
+    cli.add_data_flags(parser)
+    return cli.build_config(parser.parse_args(argv))["data"]
+
+
 @pytest.mark.slow
 def test_configured_source_reads_the_data_section(movielens_dir, tmp_path):
-    cfg = {"dataset": "ml-100k", "source": str(movielens_dir), "cache_dir": str(tmp_path)}
+    cfg = _data_config(["--dataset", "ml-100k", "--source", str(movielens_dir), "--cache-dir", str(tmp_path)])
     assert dl.resolve_configured_source(cfg) == (movielens_dir / "ml-100k").absolute()
+
+
+def test_unverified_flag_reaches_the_download(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    monkeypatch.setenv(dl.CACHE_ENV, str(tmp_path / "cache"))
+    latest = get_release("ml-latest")
+    server.routes["/ml-latest.zip"] = ("ok", _zip_bytes({f"ml-latest/{n}": b"x\n" for n in latest.files.values()}))
+
+    with pytest.raises(MovieRecError, match="ml-latest has no published checksum"):
+        dl.resolve_configured_source(_data_config(["--dataset", "ml-latest"]))
+    folder = dl.resolve_configured_source(_data_config(["--dataset", "ml-latest", "--allow-unverified-download"]))
+    assert folder == tmp_path / "cache" / "ml-latest" / "ml-latest"
+    assert server.requests == ["/ml-latest.zip"]
+
+
+def test_safe_extract_zip_unpacks_any_zip_and_refuses_escapes(tmp_path):
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    good.write_bytes(_zip_bytes({"a/b.txt": b"b", "c.txt": b"c"}))
+    bad.write_bytes(_zip_bytes({"a/b.txt": b"b", "a/../../c.txt": b"c"}))
+    dest = tmp_path / "out"
+    assert dl.safe_extract_zip(good, dest) == dest
+    assert _files_under(dest) == {"a", "a/b.txt", "c.txt"}
+    with pytest.raises(MovieRecError, match="'..' component"):
+        dl.safe_extract_zip(bad, dest)
+    assert _files_under(dest) == {"a", "a/b.txt", "c.txt"}  # the earlier unpack is untouched
+    assert not (tmp_path / "c.txt").exists()

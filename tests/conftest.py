@@ -78,3 +78,22 @@ def movielens_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return MOVIELENS_DIR
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A real standalone cluster on 127.0.0.1: a master and two 1-core, 1g workers.
+
+    Module-scoped: started by the first cluster test of a module and stopped
+    after its last one, also when tests fail. Tests that kill a worker call
+    ``ensure_workers()`` afterwards.
+    """
+    _require_java()
+    from tests.cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

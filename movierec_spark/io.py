@@ -3,22 +3,30 @@
 Outputs are published atomically: a job writes everything into a staging
 folder beside the destination and only then moves it into place, so a run
 that fails part-way (or is killed) never leaves a half-written table where a
-good one was. The previous output is moved aside, never deleted first, and
-removed only once the new one is in place.
+good one was. The previous output is never deleted first: on Linux the
+staging folder and the old output swap names in one system call
+(``renameat2(RENAME_EXCHANGE)``), so the destination always holds a complete
+output, old or new; elsewhere the old output is moved aside, the new one
+moved in, and a run cut off between those two renames is repaired by the
+next run (:func:`recover_output`). The old output is removed last.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, faults
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +35,35 @@ _PREVIOUS = ".previous-"
 
 
 def _sidecar(final: Path, kind: str) -> Path:
-    return final.parent / f".{final.name}{kind}{uuid.uuid4().hex[:12]}"
+    # Staging folders carry their owner (host, pid) so that a later run
+    # removes only the leftovers of runs that are dead, never a live one's.
+    owner = f"{socket.gethostname()}-{os.getpid()}-" if kind == _STAGING else ""
+    return final.parent / f".{final.name}{kind}{owner}{uuid.uuid4().hex[:12]}"
+
+
+def _owner_is_dead(staging: Path) -> bool:
+    """Whether the run that created ``staging`` is gone (unknown owners count as dead)."""
+    parts = staging.name.split(_STAGING, 1)[-1].rsplit("-", 2)  # host, pid, random
+    if len(parts) != 3 or not parts[1].isdigit():
+        return True
+    host, pid = parts[0], int(parts[1])
+    if host != socket.gethostname() or pid == os.getpid():
+        return False  # another machine's run, or our own: leave it alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def recover_output(final: str | Path) -> None:
-    """Undo a publish that was cut off between its two renames.
+    """Undo a publish that was cut off between its two renames; drop dead runs' leftovers.
 
     If ``final`` is missing but a moved-aside previous version exists, put
-    the newest one back; stale staging folders of dead runs are removed.
+    the newest one back. Staging folders of runs that died are removed;
+    those of a run still writing (same output, another process) are kept.
     """
     final = Path(final)
     parent = final.parent
@@ -47,19 +76,50 @@ def recover_output(final: str | Path) -> None:
         log.warning("restoring %s from %s (an earlier run was cut off while publishing)", final, previous[0])
         os.replace(previous[0], final)
         previous = previous[1:]
-    for stale in previous + list(parent.glob(f".{final.name}{_STAGING}*")):
-        shutil.rmtree(stale, ignore_errors=True)
+    stale = [p for p in parent.glob(f".{final.name}{_STAGING}*") if _owner_is_dead(p)]
+    for path in previous + stale:
+        log.info("removing %s, left behind by an interrupted run", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the names ``a`` and ``b``; False where the OS or filesystem cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no glibc 2.28+
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # e.g. NFS or an old kernel: fall back to two renames
+    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
 
 
 def publish_dir(staging: Path, final: Path) -> None:
-    """Move ``staging`` to ``final``, replacing an older ``final`` safely."""
-    previous = None
-    if final.exists():
-        previous = _sidecar(final, _PREVIOUS)
-        os.replace(final, previous)
-    os.replace(staging, final)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+    """Move ``staging`` to ``final``, replacing an older ``final`` without ever losing it."""
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    if _exchange(staging, final):
+        # ``final`` is the new output now and ``staging`` holds the old one.
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    previous = _sidecar(final, _PREVIOUS)
+    os.replace(final, previous)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        os.replace(previous, final)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def check_output_dir(final: str | Path) -> Path:
@@ -87,6 +147,7 @@ def staged_output(final: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    faults.pause(faults.PAUSE_BEFORE_PUBLISH)
     publish_dir(staging, final)
     log.info("wrote %s", final)
 

@@ -74,9 +74,20 @@ def fraction(text: str) -> float:
 # --- parser ---
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line, without the usage block.
+
+    A long usage block wraps over several lines and buries the one line that
+    says what is wrong; ``--help`` shows the usage to anyone who wants it.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with the flags every job has (``--config``, ``--verbose``)."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

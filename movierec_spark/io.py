@@ -26,7 +26,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType, StringType, StructField, StructType
+
 from movierec_spark import MovieRecError, faults
+from movierec_spark.schemas import TABLE_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +173,133 @@ def read_json(path: str | Path) -> Any:
         raise MovieRecError(f"{path} does not exist") from None
     except json.JSONDecodeError as exc:
         raise MovieRecError(f"{path} is not valid JSON: {exc}") from None
+
+
+# --- raw release files ---
+
+# Never occurs in MovieLens text: the CSV reader then yields each line whole.
+_NO_SEPARATOR = "\u0001"
+_CORRUPT = "_corrupt_line"
+# What Spark's CSV reader skips as an empty line (Java String.trim semantics).
+BLANK_LINE_PATTERN = r"^[\x00-\x20]*$"
+
+
+def read_first_line(path: str | Path, encoding: str) -> str | None:
+    """The first line of a local text file, decoded, without its line ending.
+
+    ``None`` for an empty file. A missing file is a MovieRecError.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline()
+    except FileNotFoundError:
+        raise MovieRecError(f"{path} does not exist") from None
+    if not first:
+        return None
+    return first.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+
+
+def read_text_lines(
+    spark: SparkSession, path: str | Path, *, encoding: str, header_line: str | None = None
+) -> DataFrame:
+    """The non-blank lines of a text file in ``encoding``, one string per row (``value``).
+
+    ``spark.read.text`` only decodes UTF-8, so this uses the CSV reader with
+    the file's encoding, a separator that never occurs and quoting off; a
+    line that does contain the separator is kept whole through the corrupt
+    record column. ``header_line`` (already checked by the caller, e.g. with
+    :func:`read_first_line`) is skipped; naming the one column after it keeps
+    Spark from warning that the header does not match the schema. Blank lines
+    are skipped by Spark's CSV reader: :func:`read_blank_lines` returns them.
+    """
+    column = header_line if header_line else "value"
+    schema = StructType([StructField(column, StringType()), StructField(_CORRUPT, StringType())])
+    lines = (
+        spark.read.schema(schema)
+        .option("header", header_line is not None)
+        .option("encoding", encoding)
+        .option("sep", _NO_SEPARATOR)
+        .option("quote", "")
+        .option("escape", "")
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", _CORRUPT)
+        .csv(str(path))
+    )
+    return lines.select(F.coalesce(F.col(_CORRUPT), F.col(f"`{column}`")).alias("value"))
+
+
+def read_blank_lines(spark: SparkSession, path: str | Path) -> DataFrame:
+    """The lines of a text file that hold nothing but whitespace (``value``).
+
+    They are no data, but counting them keeps rows read equal to the file's
+    line count. Whitespace is ASCII, so decoding as UTF-8 is exact here.
+    """
+    lines = spark.read.text(str(path))
+    return lines.filter(F.col("value").rlike(BLANK_LINE_PATTERN))
+
+
+# --- ingested Parquet tables ---
+
+REPORT_NAME = "ingest_report.json"
+# Folders jobs/ingest.py writes under its output (those a release has).
+INGESTED_TABLES = ("ratings", "movies", "tags", "links", "users", "rejects")
+REQUIRED_TABLES = ("ratings", "movies")
+
+
+def write_table(df: DataFrame, path: str | Path) -> None:
+    """Write ``df`` as Parquet at ``path``, which must not exist yet."""
+    df.write.mode("errorifexists").parquet(str(path))
+
+
+def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
+    """``df`` with exactly ``schema``'s columns; numeric types are widened or narrowed."""
+    have = {f.name: f.dataType for f in df.schema.fields}
+    missing = [f.name for f in schema.fields if f.name not in have]
+    if missing:
+        raise MovieRecError(f"{where} lacks column(s) {', '.join(missing)}; re-run jobs/ingest.py")
+    columns = []
+    for f in schema.fields:
+        got = have[f.name]
+        if got != f.dataType and not (isinstance(got, NumericType) and isinstance(f.dataType, NumericType)):
+            raise MovieRecError(
+                f"{where}: column {f.name} is {got.simpleString()}, expected "
+                f"{f.dataType.simpleString()}; re-run jobs/ingest.py"
+            )
+        columns.append(F.col(f.name).cast(f.dataType).alias(f.name) if got != f.dataType else F.col(f.name))
+    return df.select(*columns)
+
+
+def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any], dict[str, DataFrame]]:
+    """The report and tables that jobs/ingest.py (or a generator) wrote under ``path``.
+
+    Returns ``(report, tables)``: the parsed ``ingest_report.json`` and a
+    DataFrame per table folder present, with the columns of
+    :data:`movierec_spark.schemas.TABLE_SCHEMAS`. ``ratings/``, ``movies/`` and
+    the report are required; ``rejects/`` may be absent (no rejects).
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise MovieRecError(
+            f"{path} is not a folder of ingested tables; create one with "
+            f"./spark-submit.sh jobs/ingest.py --dataset NAME --output {path}"
+        )
+    report_path = path / REPORT_NAME
+    if not report_path.is_file():
+        raise MovieRecError(f"{path} has no {REPORT_NAME}, so it is not a finished ingest output; re-run jobs/ingest.py")
+    report = read_json(report_path)
+    if not isinstance(report, dict):
+        raise MovieRecError(f"{report_path} is not a JSON object; re-run jobs/ingest.py")
+    missing = [t for t in REQUIRED_TABLES if not (path / t).is_dir()]
+    if missing:
+        skipped = report.get("missing_tables") or []
+        why = " (it was ingested with --partial from an incomplete release)" if set(missing) & set(skipped) else ""
+        raise MovieRecError(
+            f"{path} has no {' or '.join(missing)} table{why}; ingest a complete release into it"
+        )
+    tables = {}
+    for table in INGESTED_TABLES:
+        folder = path / table
+        if folder.is_dir():
+            tables[table] = _conform(spark.read.parquet(str(folder)), TABLE_SCHEMAS[table], folder)
+    return report, tables

@@ -149,17 +149,22 @@ PYEOF
 py_files="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
 
-# Spark's launcher always adds --add-modules=jdk.incubator.vector, and the JVM
-# announces that on stderr at every start; no JVM option silences it. Drop
-# exactly that line so a job's stderr holds only what the job and Spark have
-# to say (a job that fails on bad input: one line saying what to do). exec
-# keeps spark-submit's pid, signals and exit code; the filter ignores Ctrl-C
-# so it still passes on what the job prints while shutting down.
-jvm_notice='WARNING: Using incubator modules: jdk.incubator.vector'
+# Known start-up noise that bypasses conf/log4j2.properties, dropped from stderr
+# so a job's stderr holds only what the job and Spark have to say (a job that
+# fails on bad input: one line saying what to do):
+# - the JVM announces the incubator module Spark's launcher always adds
+#   (--add-modules=jdk.incubator.vector), at every start; no JVM option
+#   silences it;
+# - without a native libblas/liblapack, netlib's loader says so from C before
+#   Spark falls back to its Java BLAS (the log4j config quiets the same news).
+# exec keeps spark-submit's pid, signals and exit code; the filter ignores
+# Ctrl-C so it still passes on what the job prints while shutting down.
 exec 3>&2
 exec "$SPARK_HOME/bin/spark-submit" \
   --name "movierec-$(basename "$job" .py)" \
   --py-files "$py_files" \
   "${spark_opts[@]+"${spark_opts[@]}"}" \
   "$job" "$@" \
-  2> >(trap '' INT TERM; exec grep --line-buffered -v -x -F "$jvm_notice" >&3) 3>&-
+  2> >(trap '' INT TERM; exec grep --line-buffered -v -E \
+    -e '^WARNING: Using incubator modules: jdk\.incubator\.vector$' \
+    -e '^netlib-(blas|lapack): JNI_OnLoad: dlopen\(lib(blas|lapack)\.so\.3\) failed: ' >&3) 3>&-

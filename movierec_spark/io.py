@@ -302,4 +302,7 @@ def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any]
         folder = path / table
         if folder.is_dir():
             tables[table] = _conform(spark.read.parquet(str(folder)), TABLE_SCHEMAS[table], folder)
+    # Test-only (MOVIEREC_FAULTS=fail-task-once): every job that reads ingested
+    # ratings then meets a failing task; a no-op otherwise.
+    tables["ratings"] = faults.fail_task_once(tables["ratings"])
     return report, tables

@@ -129,6 +129,15 @@ def archive_url(release: Release, base_url: str | None = None) -> str:
             f"{where} must be an https:// (or, for a mirror, http://) URL with a host, got {base!r}; "
             "to use a local copy pass it with --source PATH"
         )
+    parts = urllib.parse.urlsplit(base)
+    if parts.username is not None or parts.password is not None:
+        where = f"${BASE_URL_ENV}" if mirror and not base_url else "the base URL"
+        # Never echo it: the URL holds a secret, and it would land in logs and errors.
+        raise MovieRecError(
+            f"{where} ({parts.scheme}://...@{parts.hostname}) carries a user name or password; URLs are "
+            "logged, so credentials must not be in them: use a mirror that needs none, or download the "
+            "zip yourself and pass it with --source PATH"
+        )
     return base.rstrip("/") + "/" + urllib.parse.quote(release.archive)
 
 

@@ -155,3 +155,4 @@ def test_fail_task_once_makes_the_first_attempt_fail(spark, monkeypatch):
         injected.count()
     monkeypatch.delenv(faults.FAULTS_ENV)
     assert faults.fail_task_once(df) is df
+

@@ -10,8 +10,9 @@ failed run):
     DIR/ratings/            Parquet, schemas.RATINGS
     DIR/movies/             Parquet, schemas.MOVIES
     DIR/rejects/            Parquet, schemas.REJECTS (empty: nothing is parsed)
-    DIR/ingest_report.json  release name, rating scale, row counts, the
-                            generator's parameters and stage timings
+    DIR/ingest_report.json  as jobs/ingest.py writes it (release "synthetic",
+                            rating scale, summary and per-table counts), plus
+                            the generator's parameters and stage timings
 
 Defaults (conf/movierec.toml [synthetic]) are ml-25m's shape. Read the
 result with ``--ingested DIR`` in any data job.
@@ -21,17 +22,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
-from movierec_spark import MovieRecError, cli
+from movierec_spark import MovieRecError, cli, io
+from movierec_spark import columns as C
 from movierec_spark import schemas
 from movierec_spark.config import Config
-from movierec_spark.io import staged_output, write_json
 from movierec_spark.progress import StageTimer
 from movierec_spark.synthetic import RELEASE_NAME, SCALE, SyntheticSpec, generate, validate_spec
 
 PROG = "generate_synthetic.py"
-REPORT_NAME = "ingest_report.json"
+# The version of jobs/ingest.py's report layout this job writes.
+REPORT_FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 
 
@@ -51,39 +54,60 @@ def validate(cfg: Config) -> None:
     validate_spec(spec_from_config(cfg))
 
 
-def report(spec: SyntheticSpec, rows: dict[str, int], seconds: dict[str, float]) -> dict:
+def report(spec: SyntheticSpec, rows: dict[str, int], rated_movies: int, output: Path, seconds: dict[str, float]) -> dict:
+    """The report jobs/ingest.py writes, for generated tables (nothing read, nothing rejected)."""
+    tables = {
+        table: {"file": None, "read": rows[table], "loaded": rows[table], "rejected": 0, "rejected_by_reason": {}}
+        for table in ("ratings", "movies")
+    }
     return {
+        "format_version": REPORT_FORMAT_VERSION,
         "release": RELEASE_NAME,
         "scale": {"low": SCALE.low, "high": SCALE.high, "step": SCALE.step},
-        "counts": rows,
+        "source": f"{PROG} --ratings {spec.ratings} --users {spec.users} --movies {spec.movies} --seed {spec.seed}",
+        "summary": {
+            "ratings": rows["ratings"],
+            "users": spec.users,  # every user rates at least once, by construction
+            "movies": rows["movies"],
+            "rated_movies": rated_movies,
+            "rows_read": rows["ratings"] + rows["movies"],
+            "rows_rejected": 0,
+        },
+        "tables": tables,
+        "missing_tables": [],
         "synthetic": spec.as_dict(),
+        "output": str(output),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
     }
 
 
 def run(spark, cfg: Config) -> int:
+    validate(cfg)
     spec = spec_from_config(cfg)
     section = cfg["synthetic"]
+    output = io.check_output_dir(section["output_dir"]).absolute()
     partitions = int(section.get("partitions", 0)) or None
     timer = StageTimer()
-    with staged_output(section["output_dir"]) as staging:
+    with io.staged_output(output) as stage:
         data = generate(spark, spec, partitions)
         with timer.stage("ratings"):
-            data.ratings.write.parquet(str(staging / "ratings"))
+            io.write_table(data.ratings, stage / "ratings")
         with timer.stage("movies"):
-            data.movies.coalesce(1).write.parquet(str(staging / "movies"))
-            spark.createDataFrame([], schemas.REJECTS).coalesce(1).write.parquet(str(staging / "rejects"))
+            io.write_table(data.movies.coalesce(1), stage / "movies")
+            io.write_table(spark.createDataFrame([], schemas.REJECTS).coalesce(1), stage / "rejects")
         with timer.stage("check"):
-            # Parquet footers hold row counts: a cheap guard on exactness.
-            rows = {
-                table: spark.read.parquet(str(staging / table)).count()
-                for table in ("ratings", "movies", "rejects")
-            }
+            # Parquet footers hold row counts, so this reads almost nothing;
+            # it guards the generator's exactness on every run.
+            rows = {table: spark.read.parquet(str(stage / table)).count() for table in ("ratings", "movies")}
             if rows["ratings"] != spec.ratings or rows["movies"] != spec.movies:
                 raise RuntimeError(f"generated {rows} rows, expected {spec.ratings} ratings and {spec.movies} movies")
-        write_json(staging / REPORT_NAME, report(spec, rows, timer.seconds))
-    log.info("wrote %s ratings of %s users on %s movies to %s",
-             f"{spec.ratings:,}", f"{spec.users:,}", f"{spec.movies:,}", Path(section["output_dir"]))  # fmt: skip
+            rated = spark.read.parquet(str(stage / "ratings")).select(C.MOVIE_ID).distinct().count()
+        io.write_json(stage / io.REPORT_NAME, report(spec, rows, rated, output, timer.seconds))
+    log.info(
+        "wrote %s ratings by %s users of %s movies (%s rated) to %s",
+        f"{spec.ratings:,}", f"{spec.users:,}", f"{spec.movies:,}", f"{rated:,}", output,
+    )  # fmt: skip
     return cli.EXIT_OK
 
 

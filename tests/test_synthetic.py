@@ -211,9 +211,10 @@ def test_als_learns_the_planted_taste_beyond_biases(spark):
 # --- the job ---
 
 
-def test_job_writes_the_ingested_layout(spark, tmp_path):
+def test_job_output_loads_like_an_ingested_release(spark, tmp_path):
     from jobs import generate_synthetic as job
     from movierec_spark.config import load_config, merge
+    from movierec_spark.load import load_data
 
     out = tmp_path / "synthetic"
     cfg = merge(
@@ -222,14 +223,20 @@ def test_job_writes_the_ingested_layout(spark, tmp_path):
     )
     assert job.run(spark, cfg) == 0
     report = json.loads((out / "ingest_report.json").read_text())
-    assert report["counts"] == {"ratings": 600, "movies": 80, "rejects": 0}
-    assert report["scale"] == {"low": 0.5, "high": 5.0, "step": 0.5}
-    ratings = spark.read.parquet(str(out / "ratings"))
-    assert ratings.count() == 600
-    assert _names_and_types(ratings.schema) == _names_and_types(schemas.RATINGS)
-    rejects = spark.read.parquet(str(out / "rejects"))
-    assert _names_and_types(rejects.schema) == _names_and_types(schemas.REJECTS)
-    assert rejects.count() == 0
+    assert report["summary"]["ratings"] == 600 and report["summary"]["movies"] == 80
+    assert report["tables"]["ratings"]["loaded"] == 600 and report["summary"]["rows_rejected"] == 0
+
+    loaded = load_data(spark, {"ingested_dir": str(out)})
+    assert loaded.name == "synthetic" and loaded.scale == SCALE
+    assert loaded.ratings.count() == 600
+    assert _names_and_types(loaded.ratings.schema) == _names_and_types(schemas.RATINGS)
+    assert loaded.rejects.count() == 0
+    rated = loaded.ratings.select(C.MOVIE_ID).distinct().count()
+    assert report["summary"]["rated_movies"] == rated
+    # Same seed, same output: a rerun replaces it with identical ratings.
+    before = loaded.ratings.toPandas()
+    assert job.run(spark, cfg) == 0
+    assertDataFrameEqual(spark.read.parquet(str(out / "ratings")), spark.createDataFrame(before, schemas.RATINGS))
 
 
 def test_job_refuses_bad_sizes_before_starting_spark(tmp_path, capsys):

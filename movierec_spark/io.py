@@ -261,12 +261,13 @@ def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
     columns = []
     for f in schema.fields:
         got = have[f.name]
-        if got != f.dataType and not (isinstance(got, NumericType) and isinstance(f.dataType, NumericType)):
+        same = got.simpleString() == f.dataType.simpleString()  # nullability aside
+        if not same and not (isinstance(got, NumericType) and isinstance(f.dataType, NumericType)):
             raise MovieRecError(
                 f"{where}: column {f.name} is {got.simpleString()}, expected "
                 f"{f.dataType.simpleString()}; re-run jobs/ingest.py"
             )
-        columns.append(F.col(f.name).cast(f.dataType).alias(f.name) if got != f.dataType else F.col(f.name))
+        columns.append(F.col(f.name) if same else F.col(f.name).cast(f.dataType).alias(f.name))
     return df.select(*columns)
 
 

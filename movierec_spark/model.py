@@ -58,11 +58,13 @@ class RecommenderModel:
     def clips(self) -> bool:
         return self.kind == KIND_EXPLICIT
 
-    def predict(self, pairs: DataFrame) -> DataFrame:
+    def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
         """``pairs`` (user_id, movie_id, ...) plus a ``prediction`` column.
 
         Rows are never dropped: cold-start pairs get the fallback described
-        in the module docstring.
+        in the module docstring. With ``score_col`` the unclipped score is
+        kept in that column too: ranking by it keeps the order among pairs
+        whose predictions were all clipped to the top of the scale.
         """
         scored = (
             pairs.join(self.user_bias, on=C.USER_ID, how="left")
@@ -75,8 +77,11 @@ class RecommenderModel:
         else:
             factor = F.lit(0.0)
         raw = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS) + factor
+        unclipped = raw
         if self.clips:
             raw = F.least(F.greatest(raw, F.lit(self.scale.low)), F.lit(self.scale.high))
+        if score_col is not None:
+            scored = scored.withColumn(score_col, unclipped.cast("double"))
         out = scored.withColumn(C.PREDICTION, raw.cast("double")).drop(USER_BIAS, ITEM_BIAS)
         return out.drop(_FACTOR_SCORE) if self.als is not None else out
 

@@ -1,0 +1,527 @@
+"""Train and evaluate the recommenders on a MovieLens release.
+
+    ./spark-submit.sh jobs/train_als.py [--dataset NAME] [--split METHOD] [--rank N] ... [--output DIR]
+
+Loads the release, splits its ratings (seeded random split by default), fits
+the models named in ``[evaluate] models`` -- the global mean and damped-bias
+baselines, biased ALS (biases plus ALS on their residuals), ALS with
+implicit preferences for top-N ranking, and a popularity ranking baseline --
+evaluates each on the test split, recommends top-N unseen movies for the
+users of ``conf/custom_ratings.csv``, and writes to ``--output DIR``:
+
+    metrics.json            per model: rmse, mae, r2 (all test rows and the
+                            warm subset ALS itself scores), precision/recall/
+                            ndcg/map@K, coverage@K, parameters, seed; the
+                            dataset, split, row counts incl. cold start, and
+                            wall time per stage
+    model/                  the biased ALS model (RecommenderModel.load)
+    models/<name>/          every fitted model
+    predictions_sample.csv  test rows with each model's prediction
+    recommendations.csv     top-N for the custom users, with titles
+
+Same data, same flags, same seed: same split and same metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from movierec_spark import MovieRecError, cli
+from movierec_spark import columns as C
+from movierec_spark.config import Config
+
+log = logging.getLogger("jobs.train_als")
+
+PROG = "train_als"
+
+GLOBAL_MEAN = "global_mean"
+BIAS = "bias"
+ALS_MODEL = "als"
+IMPLICIT = "implicit"
+POPULARITY = "popularity"
+MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, IMPLICIT, POPULARITY)
+# Models whose scores are rankings, not ratings: no rmse/mae/r2.
+RANKING_ONLY = (IMPLICIT, POPULARITY)
+# Scores that tie for every movie: a ranking of them says nothing.
+REGRESSION_ONLY = (GLOBAL_MEAN,)
+PRIMARY = ALS_MODEL
+
+
+# --- flags ---
+
+
+class _SetSeeds(argparse.Action):
+    """``--seed N`` sets every seed: the split's and the models'."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, "als.seed", values)
+        if getattr(namespace, "split.seed", None) is None:
+            setattr(namespace, "split.seed", values)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _name_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(MODEL_NAMES))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODEL_NAMES)}"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from movierec_spark.split import METHODS
+
+    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
+    cli.add_data_flags(parser)
+
+    split = parser.add_argument_group("split")
+    cli.add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
+    cli.add_flag(split, "--test-fraction", "split.test_fraction", type=cli.fraction, help="share of ratings in test")
+    cli.add_flag(split, "--split-seed", "split.seed", type=_int, help="seed of the random / stratified split")
+    cli.add_flag(
+        split, "--train-ratings", "split.train_ratings_file", metavar="PATH",
+        help="predefined split: training ratings in the release's format (e.g. ml-100k u1.base); implies --split predefined",
+    )
+    cli.add_flag(
+        split, "--test-ratings", "split.test_ratings_file", metavar="PATH",
+        help="predefined split: test ratings in the release's format (e.g. ml-100k u1.test)",
+    )
+
+    model = parser.add_argument_group("models")
+    model.add_argument(
+        "--seed", type=_int, action=_SetSeeds, metavar="N",
+        help="set every seed (split and models); --split-seed overrides the split's",
+    )
+    cli.add_flag(model, "--models", "evaluate.models", type=_name_list, metavar="A,B",
+                 help=f"models to fit, from {','.join(MODEL_NAMES)}")
+    cli.add_flag(model, "--rank", "als.rank", type=cli.positive_int, help="ALS rank (latent factors)")
+    cli.add_flag(model, "--max-iter", "als.max_iter", type=cli.positive_int, help="ALS iterations")
+    cli.add_flag(model, "--reg-param", "als.reg_param", type=cli.non_negative_float, help="ALS regularisation")
+    cli.add_flag(model, "--nonnegative", "als.nonnegative", action=argparse.BooleanOptionalAction,
+                 metavar=None, help="constrain ALS factors to be non-negative")
+    cli.add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=cli.positive_int, help="ALS user blocks")
+    cli.add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=cli.positive_int, help="ALS item blocks")
+    cli.add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=cli.positive_int,
+                 help="checkpoint ALS every N iterations")
+    cli.add_flag(model, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
+                 help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")
+    cli.add_flag(model, "--user-damping", "bias.user_damping", type=cli.non_negative_float,
+                 help="pseudo-count shrinking user biases to 0")
+    cli.add_flag(model, "--item-damping", "bias.item_damping", type=cli.non_negative_float,
+                 help="pseudo-count shrinking movie biases to 0")
+    cli.add_flag(model, "--bias-iterations", "bias.bias_iterations", type=cli.positive_int,
+                 help="alternating passes fitting movie then user biases")
+
+    implicit = parser.add_argument_group("top-N mode (ALS with implicitPrefs)")
+    cli.add_flag(implicit, "--implicit-rank", "implicit.rank", type=cli.positive_int, help="rank")
+    cli.add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=cli.positive_int, help="iterations")
+    cli.add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=cli.non_negative_float,
+                 help="regularisation")
+    cli.add_flag(implicit, "--alpha", "implicit.alpha", type=cli.non_negative_float,
+                 help="confidence growth per unit of preference")
+    cli.add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
+                 help="preference of a rating: 1 (binary) or the rating itself")
+
+    evaluate = parser.add_argument_group("evaluation and output")
+    cli.add_flag(evaluate, "--k", "evaluate.k", type=cli.positive_int, help="K of the ranking metrics")
+    cli.add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=cli.non_negative_int,
+                 help="test rows written to predictions_sample.csv")
+    cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.positive_int,
+                 help="recommendations per custom user")
+    cli.add_flag(evaluate, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
+                 help="CSV user,movie,rating of people to recommend for; empty: none")
+    cli.add_flag(evaluate, "--output", "train_als.output", metavar="DIR", help="output folder")
+    return parser
+
+
+# --- validation before Spark starts ---
+
+
+def _section(cfg: Config, name: str) -> dict[str, Any]:
+    return dict(cfg.get(name, {}))
+
+
+def als_params(cfg: Config):
+    from movierec_spark.fit import AlsParams
+
+    return AlsParams.from_config(_section(cfg, "als"))
+
+
+def implicit_params(cfg: Config):
+    from movierec_spark.fit import AlsParams
+
+    return AlsParams.from_config({**_section(cfg, "als"), **_section(cfg, "implicit")})
+
+
+def bias_params(cfg: Config):
+    from movierec_spark.fit import BiasParams
+
+    return BiasParams.from_config(_section(cfg, "bias"))
+
+
+def models_wanted(cfg: Config) -> list[str]:
+    names = _section(cfg, "evaluate").get("models", list(MODEL_NAMES))
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(MODEL_NAMES))
+    if unknown or not names:
+        raise MovieRecError(f"[evaluate] models: unknown {', '.join(unknown) or '(empty list)'}; choose from {', '.join(MODEL_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
+def split_method(cfg: Config) -> str:
+    section = _section(cfg, "split")
+    if section.get("train_ratings_file") or section.get("test_ratings_file"):
+        return "predefined"
+    return section.get("method", "random")
+
+
+def validate(cfg: Config) -> None:
+    """Refuse bad values with one line before any JVM starts."""
+    from movierec_spark.fit import CONFIDENCES
+    from movierec_spark.releases import get_release
+    from movierec_spark.split import METHODS
+
+    data = _section(cfg, "data")
+    if not data.get("ingested_dir"):
+        get_release(data.get("dataset", ""))
+    for key in ("source", "ingested_dir"):
+        if data.get(key) and not Path(data[key]).expanduser().exists():
+            raise MovieRecError(f"{key.replace('_dir', '')} path {data[key]} does not exist")
+
+    split = _section(cfg, "split")
+    method = split_method(cfg)
+    if method not in METHODS:
+        raise MovieRecError(f"[split] method {method!r} is not one of {', '.join(METHODS)}")
+    if method == "predefined":
+        for key, flag in (("train_ratings_file", "--train-ratings"), ("test_ratings_file", "--test-ratings")):
+            path = split.get(key)
+            if not path:
+                raise MovieRecError(f"a predefined split needs both --train-ratings and --test-ratings ({flag} missing)")
+            if not Path(path).expanduser().is_file():
+                raise MovieRecError(f"{flag} file {path} does not exist")
+    else:
+        fraction = split.get("test_fraction")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise MovieRecError(f"[split] test_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
+    if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
+        raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
+
+    als_params(cfg).validate()
+    implicit_params(cfg).validate()
+    bias_params(cfg).validate()
+    confidence = _section(cfg, "implicit").get("confidence", "binary")
+    if confidence not in CONFIDENCES:
+        raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
+    models_wanted(cfg)
+
+    evaluate = _section(cfg, "evaluate")
+    for key in ("k", "predictions_sample"):
+        value = evaluate.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "k" else 0):
+            raise MovieRecError(f"[evaluate] {key} must be a whole number of {1 if key == 'k' else 0} or more, got {value!r}")
+    recommend = _section(cfg, "recommend")
+    top_n = recommend.get("top_n")
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+        raise MovieRecError(f"[recommend] top_n must be a whole number of 1 or more, got {top_n!r}")
+    custom = recommend.get("custom_ratings_file")
+    if custom and not Path(custom).expanduser().is_file():
+        raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
+    if not _section(cfg, "train_als").get("output"):
+        raise MovieRecError("no output folder: pass --output DIR")
+
+
+# --- the job ---
+
+
+def load_release(spark, cfg: Config):
+    """The release's tables (``LoadedRelease``: ratings, movies, ..., scale)."""
+    from movierec_spark.load import load_data
+
+    return load_data(spark, cfg["data"])
+
+
+def make_split(spark, cfg: Config, ratings):
+    from movierec_spark import split as S
+
+    section = _section(cfg, "split")
+    method = split_method(cfg)
+    if method == S.PREDEFINED:
+        from movierec_spark.load import read_ratings_file
+
+        dataset = cfg["data"].get("dataset")
+        train = read_ratings_file(spark, section["train_ratings_file"], dataset)
+        test = read_ratings_file(spark, section["test_ratings_file"], dataset)
+        return S.predefined_split(train, test)
+    return S.split_ratings(ratings, method, float(section["test_fraction"]), int(section["seed"]))
+
+
+def fit_models(train, scale, cfg: Config, timer) -> dict[str, Any]:
+    """Fit every model in ``[evaluate] models``; name -> model with ``predict``."""
+    from movierec_spark import fit
+
+    wanted = models_wanted(cfg)
+    models: dict[str, Any] = {}
+    mean = None
+    bias_model = None
+    if {GLOBAL_MEAN, BIAS, ALS_MODEL} & set(wanted):
+        with timer.stage("fit baselines"):
+            mean = fit.global_mean(train)
+            if GLOBAL_MEAN in wanted:
+                models[GLOBAL_MEAN] = fit.fit_global_mean_model(train, scale, mean)
+            bias_model = fit.fit_bias_model(train, scale, bias_params(cfg), mean)
+            bias_model.user_bias.cache()
+            bias_model.item_bias.cache()
+            if BIAS in wanted:
+                models[BIAS] = bias_model
+    if ALS_MODEL in wanted:
+        with timer.stage("fit als"):
+            models[ALS_MODEL] = fit.fit_biased_als(train, scale, als_params(cfg), bias_params(cfg), bias_model)
+    if IMPLICIT in wanted:
+        with timer.stage("fit implicit"):
+            confidence = _section(cfg, "implicit").get("confidence", "binary")
+            models[IMPLICIT] = fit.fit_implicit_als(train, scale, implicit_params(cfg), confidence)
+    if POPULARITY in wanted:
+        with timer.stage("fit popularity"):
+            models[POPULARITY] = fit.fit_popularity_model(train, scale)
+    return {name: models[name] for name in wanted}
+
+
+def evaluate_model(name: str, model, train, flagged_test, k: int) -> dict[str, Any]:
+    """Regression metrics (all rows and warm rows) and ranking metrics at ``k``."""
+    from movierec_spark import evaluate as E
+    from movierec_spark.recommend import top_n_unseen
+
+    result: dict[str, Any] = {}
+    if name not in RANKING_ONLY:
+        predictions = model.predict(flagged_test).cache()
+        result.update(E.regression_metrics(predictions))
+        result["warm"] = E.regression_metrics(E.warm_rows(predictions))
+        predictions.unpersist()
+    else:
+        result.update({metric: None for metric in E.REGRESSION_METRICS})
+    if name not in REGRESSION_ONLY:
+        candidates = train.select(C.MOVIE_ID).distinct()
+        users = flagged_test.select(C.USER_ID).distinct()
+        top_k = top_n_unseen(model, users, candidates, train, k).cache()
+        result.update(E.ranking_metrics(top_k, flagged_test, k))
+        result[f"coverage@{k}"] = E.catalog_coverage(top_k, candidates)
+        top_k.unpersist()
+    else:
+        result.update({f"{prefix}@{k}": None for prefix in E.RANKING_METRICS})
+        result[f"coverage@{k}"] = None
+    return result
+
+
+def recommend_for_custom_users(spark, cfg: Config, ratings, movies, scale):
+    """Top-N unseen movies for the people in the custom ratings file.
+
+    Minimal on purpose: their ratings join the release's under fresh user ids
+    (above the largest one, so none collide) and biased ALS is refitted on
+    everything. Returns ``user, rank, movie_id, title, prediction`` or None.
+    """
+    from pyspark.sql import functions as F
+
+    from movierec_spark import io
+    from movierec_spark.fit import fit_biased_als
+    from movierec_spark.recommend import top_n_unseen, with_titles
+
+    path = _section(cfg, "recommend").get("custom_ratings_file")
+    if not path:
+        return None
+    rows = io.read_custom_ratings(path)
+    if not rows:
+        raise MovieRecError(f"custom ratings file {path} has no ratings")
+    allowed = set(scale.values())
+    bad = [(user, movie, rating) for user, movie, rating in rows if round(rating, 4) not in allowed]
+    if bad:
+        raise MovieRecError(
+            f"{path}: rating {bad[0][2]} of movie {bad[0][1]} is not on this release's scale "
+            f"{scale.low:g}..{scale.high:g} in steps of {scale.step:g}"
+        )
+    known = {r[C.MOVIE_ID] for r in movies.filter(F.col(C.MOVIE_ID).isin([m for _, m, _ in rows])).select(C.MOVIE_ID).collect()}
+    unknown = sorted({m for _, m, _ in rows} - known)
+    if unknown:
+        raise MovieRecError(f"{path}: movie id(s) {', '.join(map(str, unknown[:10]))} are not in this release's movies")
+    max_user = ratings.agg(F.max(C.USER_ID)).first()[0] or 0
+    names = sorted({user for user, _, _ in rows})
+    if max_user + len(names) > 2**31 - 1:
+        raise MovieRecError("no free user ids left for the custom users (ALS ids must fit in 32 bits)")
+    ids = {name: max_user + 1 + i for i, name in enumerate(names)}
+    custom = spark.createDataFrame(
+        [(ids[user], movie, float(rating)) for user, movie, rating in rows],
+        f"{C.USER_ID} int, {C.MOVIE_ID} int, {C.RATING} float",
+    )
+    everything = ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).unionByName(custom)
+    model = fit_biased_als(everything, scale, als_params(cfg), bias_params(cfg))
+    top = top_n_unseen(
+        model,
+        custom.select(C.USER_ID),
+        ratings.select(C.MOVIE_ID).distinct(),
+        custom,
+        int(cfg["recommend"]["top_n"]),
+    )
+    user_names = spark.createDataFrame([(i, n) for n, i in ids.items()], f"{C.USER_ID} int, user string")
+    return (
+        with_titles(top, movies)
+        .join(user_names, on=C.USER_ID, how="inner")
+        .select("user", C.RANK, C.MOVIE_ID, C.TITLE, C.PREDICTION)
+        .orderBy("user", C.RANK)
+    )
+
+
+def predictions_sample(models: dict[str, Any], flagged_test, movies, n: int):
+    """``n`` test rows (a fixed pseudo-random choice) with every model's prediction."""
+    from pyspark.sql import functions as F
+
+    from movierec_spark import evaluate as E
+
+    sample = (
+        flagged_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
+        .limit(n)
+        .select(C.USER_ID, C.MOVIE_ID, C.RATING, E.COLD_USER, E.COLD_MOVIE)
+        .cache()
+    )
+    out = sample
+    for name, model in models.items():
+        scored = model.predict(sample.select(C.USER_ID, C.MOVIE_ID)).withColumnRenamed(C.PREDICTION, name)
+        out = out.join(scored, on=[C.USER_ID, C.MOVIE_ID], how="left")
+    out = out.join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left")
+    columns = [C.USER_ID, C.MOVIE_ID, C.TITLE, C.RATING, E.COLD_USER, E.COLD_MOVIE, *models]
+    result = out.select(*columns).orderBy(C.USER_ID, C.MOVIE_ID).toPandas()
+    sample.unpersist()
+    return result
+
+
+def format_table(metrics: dict[str, Any], k: int) -> str:
+    """The metrics of every model as a fixed-width text table."""
+    columns = ["rmse", "mae", "r2", f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", f"coverage@{k}"]
+    width = max(len(c) for c in columns) + 1
+    lines = ["model".ljust(12) + "".join(c.rjust(width) for c in columns)]
+    for name, values in metrics["models"].items():
+        cells = []
+        for column in columns:
+            value = values.get(column)
+            cells.append(("-" if value is None else f"{value:.4f}").rjust(width))
+        lines.append(name.ljust(12) + "".join(cells))
+    return "\n".join(lines)
+
+
+def _checkpoint_dir(spark, cfg: Config) -> tuple[str, str | None]:
+    """Set the checkpoint folder; return it and a temporary folder to remove after."""
+    from movierec_spark.session import set_checkpoint_dir
+
+    wanted = _section(cfg, "als").get("checkpoint_dir")
+    if wanted:
+        return set_checkpoint_dir(spark, wanted), None
+    existing = spark.sparkContext.getCheckpointDir()
+    if existing:
+        return existing, None
+    tmp = tempfile.mkdtemp(prefix="movierec-checkpoints-")
+    return set_checkpoint_dir(spark, tmp), tmp
+
+
+def run(spark, cfg: Config) -> int:
+    from movierec_spark import evaluate as E
+    from movierec_spark import io
+    from movierec_spark.progress import StageTimer
+
+    started = time.perf_counter()
+    timer = StageTimer()
+    output = io.check_output_dir(cfg["train_als"]["output"])
+    checkpoint_dir, tmp_checkpoints = _checkpoint_dir(spark, cfg)
+    k = int(cfg["evaluate"]["k"])
+    try:
+        with timer.stage("load"):
+            loaded = load_release(spark, cfg)
+            ratings, movies, scale = loaded.ratings, loaded.movies, loaded.scale
+        with timer.stage("split"):
+            split = make_split(spark, cfg, ratings)
+            train = split.train.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
+            flagged_test = E.with_cold_flags(split.test.select(C.USER_ID, C.MOVIE_ID, C.RATING), train).cache()
+            counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test)}
+            if counts["train_rows"] == 0 or counts["test_rows"] == 0:
+                raise MovieRecError(
+                    f"the split left {counts['train_rows']} training and {counts['test_rows']} test ratings; "
+                    "both must be non-empty"
+                )
+            log.info(
+                "%d training and %d test ratings (%d test rows with a user or movie unseen in training)",
+                counts["train_rows"], counts["test_rows"], counts["cold_rows"],
+            )
+        models = fit_models(train, scale, cfg, timer)
+        results: dict[str, Any] = {}
+        for name, model in models.items():
+            with timer.stage(f"evaluate {name}"):
+                results[name] = {
+                    **evaluate_model(name, model, train, flagged_test, k),
+                    "params": model.params,
+                    "seed": model.params.get("seed"),
+                    "counts": counts,
+                }
+        sample_rows = int(cfg["evaluate"]["predictions_sample"])
+        with timer.stage("predictions sample"):
+            sample = predictions_sample(models, flagged_test, movies, sample_rows) if sample_rows else None
+        with timer.stage("recommend"):
+            recs = recommend_for_custom_users(spark, cfg, ratings, movies, scale)
+            recs_table = recs.toPandas() if recs is not None else None
+
+        metrics = {
+            "dataset": cfg["data"].get("dataset"),
+            "source": cfg["data"].get("ingested_dir") or cfg["data"].get("source"),
+            "scale": {"low": scale.low, "high": scale.high, "step": scale.step},
+            "split": {**split.describe(), "train_rows": counts["train_rows"], "test_rows": counts["test_rows"]},
+            "counts": counts,
+            "k": k,
+            "models": results,
+            "checkpoint_dir": checkpoint_dir,
+            "spark": {"version": spark.version, "master": spark.sparkContext.master},
+        }
+        with timer.stage("write"), io.staged_output(output) as staging:
+            for name, model in models.items():
+                if hasattr(model, "save"):
+                    model.save(staging / "models" / name)
+            if PRIMARY in models:
+                models[PRIMARY].save(staging / "model")
+            if sample is not None:
+                io.write_csv(staging / "predictions_sample.csv", sample)
+            if recs_table is not None:
+                io.write_csv(staging / "recommendations.csv", recs_table)
+            metrics["stages"] = dict(timer.seconds)
+            metrics["wall_seconds"] = time.perf_counter() - started
+            io.write_json(staging / "metrics.json", metrics)
+        metrics["stages"] = dict(timer.seconds)
+        io.write_json(output / "metrics.json", {**metrics, "wall_seconds": time.perf_counter() - started})
+    finally:
+        if tmp_checkpoints:
+            shutil.rmtree(tmp_checkpoints, ignore_errors=True)
+
+    if recs_table is not None:
+        print(f"\nTop {cfg['recommend']['top_n']} unseen movies for the custom users:")
+        print(recs_table.to_string(index=False))
+    print(f"\nTest metrics ({counts['test_rows']} ratings, K={k}), written to {output}:")
+    print(format_table(metrics, k))
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_job(PROG, build_parser(), run, argv, validate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

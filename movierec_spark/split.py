@@ -1,0 +1,141 @@
+"""Train/test splits of a ratings table.
+
+Input: ratings with at least ``user_id``, ``movie_id``, ``rating`` (and
+``timestamp`` for the chronological split). Output: a :class:`Split` whose
+``train`` and ``test`` frames keep the input's columns and together hold
+every input row exactly once.
+
+Methods
+-------
+``random``
+    ``DataFrame.randomSplit`` with a seed, on a persisted input. Spark
+    samples each partition with a seeded generator after sorting it, so the
+    assignment of a row depends on the partition it sits in; an input that
+    is recomputed (a shuffle that lands rows differently, a lost cached
+    block) could put a row in both halves or in neither. Persisting first
+    pins the partitions, so ``train`` and ``test`` are computed from one
+    materialised copy.
+``stratified``
+    Per user: the same fraction of each user's ratings goes to test
+    (``round(n * fraction)``, at least one rating kept in train). Which
+    ratings is decided by a seeded hash of (user, movie), so the result does
+    not depend on partitioning and needs no persist.
+``chronological``
+    Per user: the user's latest ratings go to test (ties in time broken by
+    movie id), the same count as ``stratified``.
+``predefined``
+    Train and test given as two ratings tables (ml-100k's ``u1.base`` /
+    ``u1.test`` ...); see :func:`predefined_split`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+STRATIFIED = "stratified"
+CHRONOLOGICAL = "chronological"
+PREDEFINED = "predefined"
+METHODS = (RANDOM, STRATIFIED, CHRONOLOGICAL, PREDEFINED)
+
+_N = "_n_user"
+_POS = "_pos_in_user"
+
+
+@dataclass
+class Split:
+    """Training and test ratings plus how they were made."""
+
+    train: DataFrame
+    test: DataFrame
+    method: str
+    test_fraction: float | None = None
+    seed: int | None = None
+
+    def describe(self) -> dict:
+        return {"method": self.method, "test_fraction": self.test_fraction, "seed": self.seed}
+
+
+def _check_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise MovieRecError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+
+
+def random_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
+    """Seeded ``randomSplit`` of ``ratings`` into train and test.
+
+    The input is persisted (memory, spilling to disk) so that both halves
+    come from the same materialised partitions; the caller may unpersist
+    ``ratings`` once ``train`` and ``test`` are cached or written.
+    """
+    _check_fraction(test_fraction)
+    if not ratings.storageLevel.useMemory and not ratings.storageLevel.useDisk:
+        ratings = ratings.persist(StorageLevel.MEMORY_AND_DISK)
+    train, test = ratings.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    return Split(train, test, RANDOM, test_fraction, seed)
+
+
+def _seeded_order(seed: int):
+    """A pseudo-random but reproducible order of a user's ratings."""
+    return F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.MOVIE_ID))
+
+
+def _per_user_split(ratings: DataFrame, test_fraction: float, order: list) -> tuple[DataFrame, DataFrame]:
+    """Rows ranked first by ``order`` within each user go to test."""
+    by_user = Window.partitionBy(C.USER_ID)
+    ranked = (
+        ratings.withColumn(_N, F.count(F.lit(1)).over(by_user))
+        .withColumn(_POS, F.row_number().over(Window.partitionBy(C.USER_ID).orderBy(*order)))
+    )
+    # round half up; a user's last rating always stays in train so the user
+    # is known to the model.
+    n_test = F.least(F.floor(F.col(_N) * F.lit(test_fraction) + F.lit(0.5)), F.col(_N) - F.lit(1))
+    is_test = F.col(_POS) <= n_test
+    columns = ratings.columns
+    return ranked.filter(~is_test).select(*columns), ranked.filter(is_test).select(*columns)
+
+
+def stratified_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
+    """Each user keeps ``test_fraction`` of their ratings in test (seeded choice)."""
+    _check_fraction(test_fraction)
+    order = [_seeded_order(seed), F.col(C.MOVIE_ID)]
+    train, test = _per_user_split(ratings, test_fraction, order)
+    return Split(train, test, STRATIFIED, test_fraction, seed)
+
+
+def chronological_split(ratings: DataFrame, test_fraction: float) -> Split:
+    """Each user's latest ``test_fraction`` of ratings go to test."""
+    _check_fraction(test_fraction)
+    if C.TIMESTAMP not in ratings.columns:
+        raise MovieRecError("a chronological split needs a timestamp column; use --split random")
+    order = [F.col(C.TIMESTAMP).desc_nulls_last(), F.col(C.MOVIE_ID).desc()]
+    train, test = _per_user_split(ratings, test_fraction, order)
+    return Split(train, test, CHRONOLOGICAL, test_fraction, None)
+
+
+def predefined_split(train: DataFrame, test: DataFrame) -> Split:
+    """Train and test read from the release's own split files."""
+    return Split(train, test, PREDEFINED, None, None)
+
+
+def split_ratings(ratings: DataFrame, method: str, test_fraction: float, seed: int) -> Split:
+    """Dispatch on ``method`` (one of random, stratified, chronological)."""
+    if method == RANDOM:
+        return random_split(ratings, test_fraction, seed)
+    if method == STRATIFIED:
+        return stratified_split(ratings, test_fraction, seed)
+    if method == CHRONOLOGICAL:
+        return chronological_split(ratings, test_fraction)
+    if method == PREDEFINED:
+        raise MovieRecError("--split predefined needs --train-ratings PATH and --test-ratings PATH")
+    raise MovieRecError(f"unknown split method {method!r}; choose one of {', '.join(METHODS)}")

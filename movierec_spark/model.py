@@ -39,7 +39,8 @@ KIND_EXPLICIT = "explicit"  # biases + ALS on residuals, predicts ratings
 KIND_IMPLICIT = "implicit"  # ALS with implicitPrefs, predicts preference scores
 USER_BIAS = "user_bias"
 ITEM_BIAS = "item_bias"
-_FACTOR_SCORE = "_factor_score"
+_USER_FACTORS = "_user_factors"
+_ITEM_FACTORS = "_item_factors"
 
 
 @dataclass
@@ -66,14 +67,32 @@ class RecommenderModel:
         kept in that column too: ranking by it keeps the order among pairs
         whose predictions were all clipped to the top of the scale.
         """
+        # The bias and factor tables have one row per user or movie, far
+        # fewer than the pairs scored (a top-N run scores users x movies):
+        # broadcasting them avoids shuffling the pairs, which ALSModel.transform's
+        # sort-merge joins would do twice.
         scored = (
-            pairs.join(self.user_bias, on=C.USER_ID, how="left")
-            .join(self.item_bias, on=C.MOVIE_ID, how="left")
+            pairs.join(F.broadcast(self.user_bias), on=C.USER_ID, how="left")
+            .join(F.broadcast(self.item_bias), on=C.MOVIE_ID, how="left")
             .fillna(0.0, subset=[USER_BIAS, ITEM_BIAS])
         )
         if self.als is not None:
-            scored = self.als.setPredictionCol(_FACTOR_SCORE).transform(scored)
-            factor = F.when(F.isnan(_FACTOR_SCORE), F.lit(0.0)).otherwise(F.col(_FACTOR_SCORE))
+            user_factors = self.als.userFactors.select(
+                F.col("id").alias(C.USER_ID), F.col("features").alias(_USER_FACTORS)
+            )
+            item_factors = self.als.itemFactors.select(
+                F.col("id").alias(C.MOVIE_ID), F.col("features").alias(_ITEM_FACTORS)
+            )
+            scored = scored.join(F.broadcast(user_factors), on=C.USER_ID, how="left").join(
+                F.broadcast(item_factors), on=C.MOVIE_ID, how="left"
+            )
+            dot = F.aggregate(
+                F.zip_with(_USER_FACTORS, _ITEM_FACTORS, lambda u, i: u * i),
+                F.lit(0.0).cast("double"),
+                lambda acc, x: acc + x,
+            )
+            # A user or movie without factors (cold start) contributes nothing.
+            factor = F.coalesce(dot, F.lit(0.0))
         else:
             factor = F.lit(0.0)
         raw = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS) + factor
@@ -82,8 +101,8 @@ class RecommenderModel:
             raw = F.least(F.greatest(raw, F.lit(self.scale.low)), F.lit(self.scale.high))
         if score_col is not None:
             scored = scored.withColumn(score_col, unclipped.cast("double"))
-        out = scored.withColumn(C.PREDICTION, raw.cast("double")).drop(USER_BIAS, ITEM_BIAS)
-        return out.drop(_FACTOR_SCORE) if self.als is not None else out
+        out = scored.withColumn(C.PREDICTION, raw.cast("double"))
+        return out.drop(USER_BIAS, ITEM_BIAS, _USER_FACTORS, _ITEM_FACTORS)
 
     # --- persistence ---
 

@@ -31,6 +31,11 @@ RATINGS = [
 SCHEMA = "user_id int, movie_id int, rating float"
 
 
+def small_als(**kwargs):
+    """ALS settings for tiny data: few blocks, so a fit is a handful of tasks."""
+    return AlsParams(num_user_blocks=2, num_item_blocks=2, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def ratings(spark):
     return spark.createDataFrame(RATINGS, SCHEMA).cache()
@@ -71,7 +76,7 @@ def test_global_mean_model_and_empty_training_data(spark, ratings):
 
 
 def test_biased_als_beats_the_bias_baseline_on_its_training_data(ratings):
-    params = AlsParams(rank=3, max_iter=15, reg_param=0.01, seed=1, checkpoint_interval=2)
+    params = small_als(rank=3, max_iter=8, reg_param=0.01, seed=1, checkpoint_interval=4)
     bias = fit_bias_model(ratings, WHOLE_STARS)
     als = fit_biased_als(ratings, WHOLE_STARS, params, bias_model=bias)
     evaluator = RegressionEvaluator(labelCol="rating")
@@ -82,7 +87,7 @@ def test_biased_als_beats_the_bias_baseline_on_its_training_data(ratings):
 
 
 def test_same_seed_same_factors(ratings, spark):
-    params = AlsParams(rank=2, max_iter=3, seed=5)
+    params = small_als(rank=2, max_iter=3, seed=5)
     pairs = spark.createDataFrame([(1, 40), (2, 30), (4, 10)], "user_id int, movie_id int")
     first = [r.prediction for r in fit_biased_als(ratings, WHOLE_STARS, params).predict(pairs).orderBy("user_id").collect()]
     again = [r.prediction for r in fit_biased_als(ratings, WHOLE_STARS, params).predict(pairs).orderBy("user_id").collect()]
@@ -117,7 +122,7 @@ def _check_top_n(top, ratings_rows, n, users):
 
 
 def test_top_n_unseen_properties_with_biased_als(spark, ratings):
-    model = fit_biased_als(ratings, WHOLE_STARS, AlsParams(rank=2, max_iter=5, seed=3))
+    model = fit_biased_als(ratings, WHOLE_STARS, small_als(rank=2, max_iter=5, seed=3))
     users = spark.createDataFrame([(1,), (2,), (4,), (7,)], "user_id int")  # 7 is unknown
     candidates = ratings.select("movie_id").distinct()
     top = top_n_unseen(model, users, candidates, ratings, 2)
@@ -157,7 +162,7 @@ def test_top_n_unseen_of_nothing_is_empty(spark, ratings):
 
 
 def test_implicit_and_popularity_models_rank_unseen_movies(spark, ratings):
-    implicit = fit_implicit_als(ratings, WHOLE_STARS, AlsParams(rank=2, max_iter=5, alpha=5.0, seed=2))
+    implicit = fit_implicit_als(ratings, WHOLE_STARS, small_als(rank=2, max_iter=5, alpha=5.0, seed=2))
     assert implicit.kind == KIND_IMPLICIT and implicit.params["confidence"] == "binary"
     popular = fit_popularity_model(ratings, WHOLE_STARS)
     users = spark.createDataFrame([(1,), (4,)], "user_id int")
@@ -170,7 +175,7 @@ def test_implicit_and_popularity_models_rank_unseen_movies(spark, ratings):
 
 
 def test_biased_als_estimator_tunes_with_train_validation_split(spark, ratings):
-    estimator = BiasedALS(scale=WHOLE_STARS, rank=2, maxIter=3, seed=1)
+    estimator = BiasedALS(scale=WHOLE_STARS, rank=2, maxIter=3, seed=1, numBlocks=2)
     grid = ParamGridBuilder().addGrid(estimator.regParam, [0.01, 1.0]).build()
     tvs = TrainValidationSplit(
         estimator=estimator, estimatorParamMaps=grid, evaluator=RegressionEvaluator(labelCol="rating"),

@@ -256,19 +256,25 @@ def load_release(spark, cfg: Config):
     return load_data(spark, cfg["data"])
 
 
-def make_split(spark, cfg: Config, ratings):
+def make_split(spark, cfg: Config, loaded):
+    """The train/test split the config asks for, and rows rejected on the way."""
     from movierec_spark import split as S
 
     section = _section(cfg, "split")
     method = split_method(cfg)
     if method == S.PREDEFINED:
-        from movierec_spark.load import read_ratings_file
+        from movierec_spark.load import load_ratings_file
+        from movierec_spark.releases import get_release
 
-        dataset = cfg["data"].get("dataset")
-        train = read_ratings_file(spark, section["train_ratings_file"], dataset)
-        test = read_ratings_file(spark, section["test_ratings_file"], dataset)
-        return S.predefined_split(train, test)
-    return S.split_ratings(ratings, method, float(section["test_fraction"]), int(section["seed"]))
+        release = get_release(loaded.name)
+        movie_ids = loaded.movies.select(C.MOVIE_ID)
+        train, train_rejects = load_ratings_file(spark, release, section["train_ratings_file"], movie_ids)
+        test, test_rejects = load_ratings_file(spark, release, section["test_ratings_file"], movie_ids)
+        return S.predefined_split(train, test), {
+            "train_file_rejects": train_rejects.count(),
+            "test_file_rejects": test_rejects.count(),
+        }
+    return S.split_ratings(loaded.ratings, method, float(section["test_fraction"]), int(section["seed"])), {}
 
 
 def fit_models(train, scale, cfg: Config, timer) -> dict[str, Any]:
@@ -451,10 +457,10 @@ def run(spark, cfg: Config) -> int:
             loaded = load_release(spark, cfg)
             ratings, movies, scale = loaded.ratings, loaded.movies, loaded.scale
         with timer.stage("split"):
-            split = make_split(spark, cfg, ratings)
+            split, rejected = make_split(spark, cfg, loaded)
             train = split.train.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
             flagged_test = E.with_cold_flags(split.test.select(C.USER_ID, C.MOVIE_ID, C.RATING), train).cache()
-            counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test)}
+            counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test), **rejected}
             if counts["train_rows"] == 0 or counts["test_rows"] == 0:
                 raise MovieRecError(
                     f"the split left {counts['train_rows']} training and {counts['test_rows']} test ratings; "
@@ -482,7 +488,7 @@ def run(spark, cfg: Config) -> int:
             recs_table = recs.toPandas() if recs is not None else None
 
         metrics = {
-            "dataset": cfg["data"].get("dataset"),
+            "dataset": loaded.name,
             "source": cfg["data"].get("ingested_dir") or cfg["data"].get("source"),
             "scale": {"low": scale.low, "high": scale.high, "step": scale.step},
             "split": {**split.describe(), "train_rows": counts["train_rows"], "test_rows": counts["test_rows"]},

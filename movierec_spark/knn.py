@@ -217,20 +217,20 @@ def _raw_similarity(similarity: str) -> Column:
     return F.when(var > 1e-12, cov / F.sqrt(var)).otherwise(F.lit(0.0))
 
 
-def similarities(resid: DataFrame, params: KNNParams) -> DataFrame:
-    """Shrunk positive similarities of every pair of movies (users, when user-based).
+def pair_sums(resid: DataFrame, params: KNNParams) -> DataFrame:
+    """The co-rating self-join: one row per pair ``_knn_a < _knn_b`` with
+    ``n, sxy, sxx, syy, sx, sy`` summed over their common raters.
 
-    ``resid`` is the output of :func:`residuals`. The result has both
-    directions of each pair: ``<key> int, neighbour_id int, similarity double,
-    support long``.
+    This is the expensive step (see "Cost" in the module docstring); callers
+    trying several shrinkages can persist it and call
+    :func:`similarities_from_sums` on it.
     """
-    params.validate()
     value = RESIDUAL if params.similarity == PEARSON_BASELINE else C.RATING
     values = resid.select(
         F.col(params.over).alias(_OVER), F.col(params.key).alias(_A), F.col(value).cast("double").alias(_X)
     ).transform(lambda df: _capped(df, params.join_cap, params.seed))
     right = values.select(_OVER, F.col(_A).alias(_B), F.col(_X).alias(_Y))
-    sums = (
+    return (
         values.join(right, on=_OVER, how="inner")
         .where(F.col(_A) < F.col(_B))
         .groupBy(_A, _B)
@@ -242,14 +242,32 @@ def similarities(resid: DataFrame, params: KNNParams) -> DataFrame:
             F.sum(_X).alias("sx"),
             F.sum(_Y).alias("sy"),
         )
-        .where(F.col("n") >= params.min_support)
     )
+
+
+def similarities_from_sums(sums: DataFrame, params: KNNParams) -> DataFrame:
+    """Shrunk positive similarities, both directions, from :func:`pair_sums`."""
     n = F.col("n")
     shrunk = _raw_similarity(params.similarity) * n / (n + F.lit(float(params.shrinkage)))
-    pairs = sums.select(_A, _B, shrunk.alias(SIMILARITY), n.alias(SUPPORT)).where(F.col(SIMILARITY) > 0)
+    pairs = (
+        sums.where(n >= params.min_support)
+        .select(_A, _B, shrunk.alias(SIMILARITY), n.alias(SUPPORT))
+        .where(F.col(SIMILARITY) > 0)
+    )
     forward = pairs.select(F.col(_A).alias(params.key), F.col(_B).alias(NEIGHBOUR_ID), SIMILARITY, SUPPORT)
     backward = pairs.select(F.col(_B).alias(params.key), F.col(_A).alias(NEIGHBOUR_ID), SIMILARITY, SUPPORT)
     return forward.unionByName(backward)
+
+
+def similarities(resid: DataFrame, params: KNNParams) -> DataFrame:
+    """Shrunk positive similarities of every pair of movies (users, when user-based).
+
+    ``resid`` is the output of :func:`residuals`. The result has both
+    directions of each pair: ``<key> int, neighbour_id int, similarity double,
+    support long``.
+    """
+    params.validate()
+    return similarities_from_sums(pair_sums(resid, params), params)
 
 
 # --- the model ---

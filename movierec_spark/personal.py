@@ -28,6 +28,7 @@ from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark import custom
 from movierec_spark.catalog import build_catalog
+from movierec_spark.config import load_config
 from movierec_spark.custom import CustomRating
 from movierec_spark.foldin import FoldedInModel, fold_in
 from movierec_spark.io import read_catalog
@@ -77,6 +78,19 @@ class RecommendSettings:
             raise MovieRecError(f"[recommend] method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 
+def check_model_dir(path: str | Path | None) -> Path:
+    """The model folder, refused (before any Spark work) if it holds no saved model."""
+    if not path:
+        raise MovieRecError("no model: pass --model DIR (train_als.py writes one to OUTPUT/model)")
+    folder = Path(path).expanduser()
+    if not (folder / "metadata.json").is_file():
+        raise MovieRecError(
+            f"{folder} is not a saved model (no metadata.json); train one with "
+            "./spark-submit.sh jobs/train_als.py --output DIR and pass --model DIR/model"
+        )
+    return folder
+
+
 @dataclass
 class CustomRecommender:
     """A fitted model plus its catalog, ready for people's own ratings."""
@@ -88,13 +102,16 @@ class CustomRecommender:
     _index: TitleIndex | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings = RecommendSettings(),
+    def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings | None = None,
              data_cfg: Mapping[str, Any] | None = None) -> "CustomRecommender":
         """Load a model saved by ``train_als.py`` and the catalog saved beside it.
 
         A model folder without ``catalog/`` gets the catalog rebuilt from the
         release that ``data_cfg`` (the ``[data]`` config section) names.
+        ``settings`` default to ``conf/movierec.toml``'s ``[recommend]``.
         """
+        if settings is None:
+            settings = RecommendSettings.from_config(load_config().get("recommend", {}))
         model = RecommenderModel.load(spark, model_dir)
         catalog = read_catalog(spark, model_dir)
         if catalog is None:

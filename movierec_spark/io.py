@@ -404,7 +404,7 @@ CATALOG = "catalog"
 def write_catalog(catalog: DataFrame, model_dir: str | Path) -> Path:
     """Save the movies table with rating counts as Parquet under ``model_dir/catalog``."""
     target = Path(model_dir) / CATALOG
-    catalog.write.parquet(str(target))
+    write_table(catalog, target)
     return target
 
 

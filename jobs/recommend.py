@@ -11,8 +11,8 @@ bias and factors solved against the fixed movies, see
 ``movierec_spark.foldin``), and writes to ``--output DIR``:
 
     top_n/                Parquet: user, user_id, rank, movie_id, title, year,
-                          genres, prediction, num_ratings, because_you_liked,
-                          because_movie_id, similarity
+                          genres, prediction, num_ratings, match,
+                          because_you_liked, because_movie_id, similarity
     top_n.csv             the same, genres as Action|Drama
     custom_ratings.csv    each input line and the movie it was matched to
     report.json           model, file, settings, users, wall time per stage
@@ -49,7 +49,9 @@ def build_parser():
     cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
                  help="fewest ratings a recommended movie must have")
     cli.add_flag(parser, "--liked-rating", "recommend.liked_rating", type=cli.non_negative_float,
-                 help="lowest rating that counts as liked for 'because you liked'")
+                 help="lowest rating that counts as liked ('because you liked', taste match)")
+    cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.non_negative_float,
+                 help="ranking score = predicted rating + this * genre/decade match; 0: predicted rating only")
     cli.add_data_flags(parser)
     return parser
 

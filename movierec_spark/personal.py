@@ -7,10 +7,11 @@ users in (or refits with them), and builds the top-N and similar-movie
 tables (schemas in :mod:`movierec_spark.tables`).
 
 Settings come from the ``[recommend]`` config section: ``top_n``,
-``min_ratings`` (fewest training ratings a recommended or similar movie may
-have), ``liked_rating`` (lowest rating that counts as liked for "because you
-liked"), ``similar_n`` and ``method`` (``foldin`` or ``retrain``, used by
-``train_als.py``).
+``min_ratings`` (fewest ratings a recommended or similar movie may have),
+``liked_rating`` (lowest rating that counts as liked, for "because you
+liked" and the taste match), ``content_weight`` (how much the taste match
+adds to the ranking score, see :mod:`movierec_spark.taste`), ``similar_n``
+and ``method`` (``foldin`` or ``retrain``, used by ``train_als.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class RecommendSettings:
     liked_rating: float = 4.0
     similar_n: int = 10
     method: str = METHOD_FOLDIN
+    content_weight: float = 1.0
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "RecommendSettings":
@@ -71,9 +73,12 @@ class RecommendSettings:
         _whole("top_n", self.top_n, 1)
         _whole("similar_n", self.similar_n, 1)
         _whole("min_ratings", self.min_ratings, 0)
-        liked = self.liked_rating
-        if isinstance(liked, bool) or not isinstance(liked, (int, float)) or not math.isfinite(liked):
-            raise MovieRecError(f"[recommend] liked_rating must be a number, got {liked!r}")
+        for name in ("liked_rating", "content_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MovieRecError(f"[recommend] {name} must be a number, got {value!r}")
+        if self.content_weight < 0:
+            raise MovieRecError(f"[recommend] content_weight must be 0 or more, got {self.content_weight!r}")
         if self.method not in METHODS:
             raise MovieRecError(f"[recommend] method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
@@ -193,6 +198,7 @@ class CustomRecommender:
             n or self.settings.top_n,
             self.settings.min_ratings if min_ratings is None else min_ratings,
             self.settings.liked_rating,
+            self.settings.content_weight,
         )
 
     def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],

@@ -8,12 +8,14 @@ title, year, genres, num_ratings``, see :mod:`movierec_spark.catalog`).
 Output of :func:`top_n_table`, ordered by user_id then rank::
 
     user string, user_id int, rank int, movie_id int, title string, year int,
-    genres array<string>, prediction double, num_ratings int,
+    genres array<string>, prediction double, num_ratings int, match double,
     because_you_liked string, because_movie_id int, similarity double
 
-``prediction`` is the predicted rating (clipped to the scale; ranks use the
-unclipped score, then the smaller movie id). Only movies the user has not
-rated and with at least ``min_ratings`` training ratings are candidates.
+``prediction`` is the predicted rating (clipped to the scale). Ranks follow
+the unclipped score plus ``content_weight * match``, then the smaller movie
+id; ``match`` (0 to 1) says how well the movie's genres and decade fit the
+movies the user liked (:mod:`movierec_spark.taste`). Only movies the user
+has not rated and with at least ``min_ratings`` ratings are candidates.
 ``because_you_liked`` is the user's rated movie with ``rating >=
 liked_rating`` whose item factors are most cosine-similar to the
 recommendation (``similarity``); null when the user liked nothing the model
@@ -39,10 +41,11 @@ from movierec_spark.catalog import popular_enough
 from movierec_spark.factors import item_factors
 from movierec_spark.recommend import top_n_unseen
 from movierec_spark.similar import because_you_liked, similar_movies
+from movierec_spark.taste import MATCH, ContentBoost, movie_features, taste_profiles, with_match
 
 TOP_N_COLUMNS = (
     C.USER, C.USER_ID, C.RANK, C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.PREDICTION,
-    C.NUM_RATINGS, C.BECAUSE_YOU_LIKED, C.BECAUSE_MOVIE_ID, C.SIMILARITY,
+    C.NUM_RATINGS, MATCH, C.BECAUSE_YOU_LIKED, C.BECAUSE_MOVIE_ID, C.SIMILARITY,
 )
 SIMILAR_COLUMNS = (
     C.MOVIE_ID, C.RANK, C.SIMILAR_MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS, C.SIMILARITY,
@@ -62,20 +65,30 @@ def liked_movies(custom: DataFrame, liked_rating: float) -> DataFrame:
 
 
 def top_n_table(scorer, custom: DataFrame, catalog: DataFrame, n: int, min_ratings: int,
-                liked_rating: float) -> DataFrame:
-    """Each custom user's ``n`` best unseen, popular-enough movies, explained."""
+                liked_rating: float, content_weight: float = 0.0) -> DataFrame:
+    """Each custom user's ``n`` best unseen, popular-enough movies, explained.
+
+    Ranked by the scorer's unclipped score plus ``content_weight * match``
+    (see :mod:`movierec_spark.taste`), then by movie id.
+    """
     users = custom.select(C.USER_ID).distinct()
     seen = custom.select(C.USER_ID, C.MOVIE_ID)
     candidates = popular_enough(catalog, min_ratings).select(C.MOVIE_ID)
+    liked = liked_movies(custom, liked_rating)
+    features = movie_features(catalog)
+    profiles = taste_profiles(liked, features)
+    ranker = ContentBoost(scorer, profiles, features, content_weight) if content_weight else scorer
     # Used twice (the table and its explanations): cached so the scoring runs once.
-    top = top_n_unseen(scorer, users, candidates, seen, n).cache()
+    top = top_n_unseen(ranker, users, candidates, seen, n).cache()
     labels = custom.select(C.USER, C.USER_ID).distinct()
-    table = (
+    table = with_match(
         top.join(labels, on=C.USER_ID, how="left")
-        .join(catalog.select(C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS), on=C.MOVIE_ID, how="left")
+        .join(catalog.select(C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS), on=C.MOVIE_ID, how="left"),
+        profiles,
+        features,
     )
     if getattr(scorer, "als", None) is not None:
-        reasons = because_you_liked(top, liked_movies(custom, liked_rating), item_factors(scorer))
+        reasons = because_you_liked(top, liked, item_factors(scorer))
         because_titles = catalog.select(
             F.col(C.MOVIE_ID).alias(C.BECAUSE_MOVIE_ID), title_label().alias(C.BECAUSE_YOU_LIKED)
         )
@@ -160,6 +173,7 @@ TOP_N_CONSOLE = (
     (C.GENRES, "genres", 26),
     (C.PREDICTION, "predicted", 9),
     (C.NUM_RATINGS, "ratings", 7),
+    (MATCH, "match", 5),
     (C.BECAUSE_YOU_LIKED, "because you liked", 40),
 )
 

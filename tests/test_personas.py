@@ -18,14 +18,15 @@ from movierec_spark.config import load_config
 from movierec_spark.fit import AlsParams, BiasParams, fit_biased_als
 from movierec_spark.load import load_data
 from movierec_spark.personal import CustomRecommender, RecommendSettings
+from movierec_spark.tables import format_top_n
 
 pytestmark = pytest.mark.slow
 
 PERSONAS = {
     "horror fan": [
-        ("The Shining", 5), ("Halloween (1978)", 5), ("The Exorcist", 5), ("A Nightmare on Elm Street (1984)", 4.5),
+        ("The Shining (1980)", 5), ("Halloween (1978)", 5), ("The Exorcist", 5), ("A Nightmare on Elm Street (1984)", 4.5),
         ("Scream", 4.5), ("The Texas Chainsaw Massacre (1974)", 4.5), ("Night of the Living Dead (1968)", 4.5),
-        ("Evil Dead II", 5), ("The Ring (2002)", 4), ("Saw", 4), ("Poltergeist (1982)", 4),
+        ("Evil Dead II", 5), ("The Ring (2002)", 4), ("Saw (2004)", 4), ("Poltergeist (1982)", 4),
         ("Rosemary's Baby", 4.5), ("The Thing (1982)", 5), ("Carrie (1976)", 4),
     ],
     "1950s classics fan": [
@@ -90,12 +91,20 @@ def test_top_10s_are_mostly_the_persona_genre_or_era(world):
     horror = _share(rows["horror fan"], lambda r: "Horror" in r[C.GENRES])
     animation = _share(rows["animation fan"], lambda r: "Animation" in r[C.GENRES])
     classics = _share(rows["1950s classics fan"], lambda r: 1940 <= r[C.YEAR] <= 1969)
-    print(f"\nshares: horror {horror:.1f}, animation {animation:.1f}, 1940-1969 {classics:.1f}")
+    print(f"\nshares: horror {horror:.1f}, animation {animation:.1f}, 1940-1969 {classics:.1f}\n")
+    print(format_top_n(table))
+    # "Mostly": more than half. Measured with the shipped defaults: 0.9, 0.8, 0.8.
     assert horror >= 0.6 and animation >= 0.6 and classics >= 0.6
 
 
 def test_fold_in_agrees_with_retraining(spark, world):
-    """Refit with the personas appended (same seed): predictions and top-10s stay close."""
+    """Refit with the personas appended (same seed): predictions and top-10s stay close.
+
+    Tolerance: over every (persona, movie with min_ratings) pair, the RMSE
+    between fold-in and retrained predictions is at most 0.03 stars and no
+    pair differs by more than 0.15; each persona's top-10s share at least 7
+    movies. Why they differ at all: see movierec_spark.foldin.
+    """
     recommender, custom_df = world["recommender"], world["custom"]
     retrained = recommender.retrained(
         custom_df, lambda all_ratings: fit_biased_als(all_ratings, world["scale"], world["als"], world["bias"]),
@@ -116,5 +125,7 @@ def test_fold_in_agrees_with_retraining(spark, world):
         overlaps.append(len(a & b) / N)
     print(f"\nfold-in vs retrain: rmse {rmse:.3f}, max |diff| {difference.abs().max():.3f}, "
           f"top-{N} overlap {overlaps}")
-    assert rmse <= 0.15
-    assert min(overlaps) >= 0.6
+    # Measured: rmse 0.008, max |diff| 0.047, overlaps 1.0, 0.9, 1.0.
+    assert rmse <= 0.03 and difference.abs().max() <= 0.15
+    assert min(overlaps) >= 0.7
+

@@ -30,3 +30,11 @@ TABLE = "table"
 REASON = "reason"
 RAW = "raw"
 SOURCE_FILE = "source_file"
+
+# Custom users and their top-N tables.
+USER = "user"  # the label a person gave a custom user in their ratings file
+NUM_RATINGS = "num_ratings"  # how many training ratings a movie has
+SIMILAR_MOVIE_ID = "similar_movie_id"
+SIMILARITY = "similarity"
+BECAUSE_MOVIE_ID = "because_movie_id"
+BECAUSE_YOU_LIKED = "because_you_liked"

@@ -13,6 +13,7 @@ next run (:func:`recover_output`). The old output is removed last.
 
 from __future__ import annotations
 
+import csv
 import ctypes
 import errno
 import json
@@ -353,3 +354,63 @@ def read_custom_ratings(path: str | Path) -> list[tuple[str, int, float]]:
     except UnicodeDecodeError:
         raise MovieRecError(f"custom ratings file {path} is not UTF-8 text") from None
     return rows
+
+
+# --- custom ratings and the catalog saved beside a model ---
+
+
+def read_small_csv(path: str | Path, what: str = "file") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and data rows of a small hand-written CSV file, with line numbers.
+
+    Reads UTF-8 (a byte-order mark is fine) with RFC 4180 quoting. Blank
+    lines and lines starting with ``#`` are skipped; every other line is a
+    row, numbered by the file line it starts on. An empty file gives
+    ``([], [])``; a missing or undecodable file is a MovieRecError.
+    """
+    path = Path(path).expanduser()
+    start: list[int | None] = [None]
+
+    def lines(fh) -> Iterator[str]:
+        for number, line in enumerate(fh, 1):
+            if start[0] is None:
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                start[0] = number
+            yield line
+
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for fields in csv.reader(lines(fh)):
+                rows.append((start[0] or 0, fields))
+                start[0] = None
+    except FileNotFoundError:
+        raise MovieRecError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise MovieRecError(f"{what} {path} is a folder; give the CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise MovieRecError(f"{what} {path} is not UTF-8 text ({exc.reason}); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise MovieRecError(f"{what} {path} is not valid CSV: {exc}") from None
+    if not rows:
+        return [], []
+    (_, header), data = rows[0], rows[1:]
+    return header, data
+
+
+CATALOG = "catalog"
+
+
+def write_catalog(catalog: DataFrame, model_dir: str | Path) -> Path:
+    """Save the movies table with rating counts as Parquet under ``model_dir/catalog``."""
+    target = Path(model_dir) / CATALOG
+    write_table(catalog, target)
+    return target
+
+
+def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None:
+    """The catalog saved beside a model, or ``None`` when the model has none."""
+    target = Path(model_dir) / CATALOG
+    if not target.is_dir():
+        return None
+    return spark.read.parquet(str(target))

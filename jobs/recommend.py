@@ -1,0 +1,142 @@
+"""Top-N movies for people's own ratings, from a saved model, without retraining.
+
+    ./spark-submit.sh jobs/recommend.py [--model DIR] [--custom-ratings FILE] [--output DIR]
+
+Reads the model ``jobs/train_als.py`` saved (``OUTPUT/model``, with the
+movies and rating counts it saves beside it in ``OUTPUT/model/catalog``; a
+model without a catalog takes it from the release the data flags name),
+checks and matches the custom ratings file (columns user, movie, rating;
+movie is an id or a title), folds every custom user into the model (their
+bias and factors solved against the fixed movies, see
+``movierec_spark.foldin``), and writes to ``--output DIR``:
+
+    top_n/                Parquet: user, user_id, rank, movie_id, title, year,
+                          genres, prediction, num_ratings, match,
+                          because_you_liked, because_movie_id, similarity
+    top_n.csv             the same, genres as Action|Drama
+    custom_ratings.csv    each input line and the movie it was matched to
+    report.json           model, file, settings, users, wall time per stage
+
+and prints the tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from movierec_spark import MovieRecError, cli
+from movierec_spark import columns as C
+from movierec_spark.config import Config
+
+log = logging.getLogger("jobs.recommend")
+
+PROG = "recommend"
+
+
+def build_parser():
+    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
+    cli.add_flag(parser, "--model", "recommend.model", metavar="DIR",
+                 help="model folder train_als.py wrote (its OUTPUT/model)")
+    cli.add_flag(parser, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
+                 help="CSV with columns user,movie,rating; movie is an id or a title")
+    cli.add_flag(parser, "--output", "recommend.output", metavar="DIR", help="output folder")
+    cli.add_flag(parser, "--top-n", "recommend.top_n", type=cli.positive_int, help="movies per user")
+    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+                 help="fewest ratings a recommended movie must have")
+    cli.add_flag(parser, "--liked-rating", "recommend.liked_rating", type=cli.non_negative_float,
+                 help="lowest rating that counts as liked ('because you liked', taste match)")
+    cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.non_negative_float,
+                 help="ranking score = predicted rating + this * genre/decade match; 0: predicted rating only")
+    cli.add_data_flags(parser)
+    return parser
+
+
+def validate(cfg: Config) -> None:
+    from movierec_spark.personal import RecommendSettings, check_model_dir
+
+    section = cfg.get("recommend", {})
+    RecommendSettings.from_config(section)
+    check_model_dir(section.get("model"))
+    ratings = section.get("custom_ratings_file")
+    if not ratings:
+        raise MovieRecError("no custom ratings: pass --custom-ratings FILE (columns user,movie,rating)")
+    if not Path(ratings).expanduser().is_file():
+        raise MovieRecError(f"custom ratings file {ratings} does not exist")
+    if not section.get("output"):
+        raise MovieRecError("no output folder: pass --output DIR")
+
+
+def resolved_lines(ratings, ids: dict[str, int]) -> pd.DataFrame:
+    """One row per custom rating: the line, what was typed and what it matched."""
+    return pd.DataFrame(
+        [
+            {"line": r.line, C.USER: r.user, C.USER_ID: ids[r.user], "movie": r.movie,
+             C.MOVIE_ID: r.movie_id, "matched_title": r.title, C.RATING: r.rating}
+            for r in ratings
+        ],
+        columns=["line", C.USER, C.USER_ID, "movie", C.MOVIE_ID, "matched_title", C.RATING],
+    )
+
+
+def run(spark, cfg: Config) -> int:
+    from movierec_spark import custom, io
+    from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
+    from movierec_spark.progress import StageTimer
+    from movierec_spark.tables import for_csv, format_top_n
+
+    started = time.perf_counter()
+    section = cfg["recommend"]
+    settings = RecommendSettings.from_config(section)
+    output = io.check_output_dir(section["output"])
+    model_dir = check_model_dir(section.get("model"))
+    timer = StageTimer()
+    with timer.stage("load model"):
+        recommender = CustomRecommender.load(spark, model_dir, settings, data_cfg=cfg.get("data"))
+    with timer.stage("read custom ratings"):
+        ratings = recommender.read_ratings(section["custom_ratings_file"])
+        for line in custom.describe(ratings):
+            log.info("%s", line)
+    with timer.stage("fold in"):
+        first_id = recommender.next_user_id()
+        ids = custom.user_ids(ratings, first_id)
+        custom_df = recommender.custom_frame(ratings, first_id).cache()
+        folded = recommender.fold_in(custom_df)
+        folded.users.cache()
+        log.info("folded in %d users", folded.users.count())
+    with timer.stage("top-n"):
+        table = recommender.top_n(custom_df, scorer=folded).cache()
+        frame = table.toPandas()
+    with timer.stage("write"), io.staged_output(output) as staging:
+        table.write.parquet(str(staging / "top_n"))
+        io.write_csv(staging / "top_n.csv", for_csv(frame))
+        io.write_csv(staging / "custom_ratings.csv", resolved_lines(ratings, ids))
+        io.write_json(
+            staging / "report.json",
+            {
+                "model": str(model_dir),
+                "custom_ratings_file": str(section["custom_ratings_file"]),
+                "method": "foldin",
+                "users": ids,
+                "ratings": len(ratings),
+                "rows": len(frame),
+                "settings": settings.__dict__,
+                "stages": dict(timer.seconds),
+                "wall_seconds": time.perf_counter() - started,
+            },
+        )
+    print(format_top_n(frame))
+    print(f"\nWritten to {output}")
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_job(PROG, build_parser(), run, argv, validate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Movies most like a given movie, by cosine similarity of the model's item factors.
+
+    ./spark-submit.sh jobs/similar.py --movie "The Matrix" [--model DIR] [--top-n N] [--output DIR]
+
+``--movie`` is a MovieLens id or a title (matched like the custom ratings
+file's: case, accents, punctuation, a missing year, "Matrix, The" or "The
+Matrix"; an ambiguous or unknown title stops with close matches). Only
+movies with at least ``--min-ratings`` ratings are listed. Prints the table;
+with ``--output DIR`` also writes ``similar/`` (Parquet: movie_id, rank,
+similar_movie_id, title, year, genres, num_ratings, similarity) and
+``similar.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from movierec_spark import MovieRecError, cli
+from movierec_spark.config import Config
+
+log = logging.getLogger("jobs.similar")
+
+PROG = "similar"
+
+
+def build_parser():
+    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
+    cli.add_flag(parser, "--movie", "similar.movie", metavar="TITLE_OR_ID", help="the movie to start from")
+    cli.add_flag(parser, "--model", "recommend.model", metavar="DIR",
+                 help="model folder train_als.py wrote (its OUTPUT/model)")
+    cli.add_flag(parser, "--top-n", "recommend.similar_n", type=cli.positive_int, help="similar movies to list")
+    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+                 help="fewest ratings a listed movie must have")
+    cli.add_flag(parser, "--output", "similar.output", metavar="DIR", help="also write the table here")
+    cli.add_data_flags(parser)
+    return parser
+
+
+def validate(cfg: Config) -> None:
+    from movierec_spark.personal import RecommendSettings, check_model_dir
+
+    RecommendSettings.from_config(cfg.get("recommend", {}))
+    check_model_dir(cfg.get("recommend", {}).get("model"))
+    if not str(cfg.get("similar", {}).get("movie") or "").strip():
+        raise MovieRecError("no movie: pass --movie TITLE_OR_ID")
+
+
+def run(spark, cfg: Config) -> int:
+    from movierec_spark import io
+    from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
+    from movierec_spark.tables import for_csv, format_similar
+
+    settings = RecommendSettings.from_config(cfg["recommend"])
+    output = cfg.get("similar", {}).get("output")
+    if output:
+        output = io.check_output_dir(output)
+    recommender = CustomRecommender.load(
+        spark, check_model_dir(cfg["recommend"].get("model")), settings, data_cfg=cfg.get("data")
+    )
+    movie, table = recommender.similar(cfg["similar"]["movie"])
+    table = table.cache()
+    frame = table.toPandas()
+    if frame.empty:
+        raise MovieRecError(
+            f"{movie.label} (id {movie.movie_id}) has no item factors in this model (no training ratings), "
+            "or no other movie has --min-ratings ratings; try another movie or a lower --min-ratings"
+        )
+    if output:
+        with io.staged_output(output) as staging:
+            table.write.parquet(str(staging / "similar"))
+            io.write_csv(staging / "similar.csv", for_csv(frame))
+    print(format_similar(frame, f"{movie.label} (id {movie.movie_id})"))
+    if output:
+        print(f"\nWritten to {output}")
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_job(PROG, build_parser(), run, argv, validate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

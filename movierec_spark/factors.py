@@ -1,0 +1,50 @@
+"""Column expressions on ALS factor vectors (``array<float>``), and the item factors of a model.
+
+Dot products and norms are built from Spark's higher-order functions
+(``zip_with``, ``aggregate``, ``transform``), so they run in the JVM with no
+Python UDF. Output of :func:`item_factors`::
+
+    movie_id int, features array<float>
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+
+FEATURES = "features"
+
+
+def item_factors(model) -> DataFrame:
+    """The model's ALS item factors keyed by ``movie_id``; a model without them is an error."""
+    if getattr(model, "als", None) is None:
+        raise MovieRecError(
+            "this model has no ALS item factors (it is a bias baseline); "
+            "train one with ./spark-submit.sh jobs/train_als.py"
+        )
+    return model.als.itemFactors.select(
+        F.col("id").cast("int").alias(C.MOVIE_ID), F.col(FEATURES)
+    )
+
+
+def dot(left: str | Column, right: str | Column) -> Column:
+    """``sum(left[k] * right[k])`` as a double; null when either side is null."""
+    left = F.col(left) if isinstance(left, str) else left
+    right = F.col(right) if isinstance(right, str) else right
+    products = F.zip_with(left, right, lambda x, y: x.cast("double") * y.cast("double"))
+    return F.aggregate(products, F.lit(0.0).cast("double"), lambda acc, x: acc + x)
+
+
+def norm(vector: str | Column) -> Column:
+    """Euclidean length of ``vector``."""
+    return F.sqrt(dot(vector, vector))
+
+
+def unit(vector: str | Column) -> Column:
+    """``vector / |vector|`` as ``array<double>``; null for a zero vector."""
+    vector = F.col(vector) if isinstance(vector, str) else vector
+    length = norm(vector)
+    return F.when(length > 0, F.transform(vector, lambda x: x.cast("double") / length))

@@ -1,0 +1,223 @@
+"""Recommendations for people who are not in the release: the one entry point.
+
+``jobs/recommend.py``, ``jobs/similar.py``, ``jobs/train_als.py`` and the
+notebook all go through :class:`CustomRecommender`: it holds a fitted model
+and its catalog, matches typed titles, checks custom ratings, folds new
+users in (or refits with them), and builds the top-N and similar-movie
+tables (schemas in :mod:`movierec_spark.tables`).
+
+Settings come from the ``[recommend]`` config section: ``top_n``,
+``min_ratings`` (fewest ratings a recommended or similar movie may have),
+``liked_rating`` (lowest rating that counts as liked, for "because you
+liked" and the taste match), ``content_weight`` (how much the taste match
+adds to the ranking score, see :mod:`movierec_spark.taste`), ``similar_n``
+and ``method`` (``foldin`` or ``retrain``, used by ``train_als.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+from movierec_spark import custom
+from movierec_spark.catalog import build_catalog
+from movierec_spark.config import load_config
+from movierec_spark.custom import CustomRating
+from movierec_spark.foldin import FoldedInModel, fold_in
+from movierec_spark.io import read_catalog
+from movierec_spark.model import RecommenderModel
+from movierec_spark.tables import similar_table, top_n_table
+from movierec_spark.titles import Movie, TitleIndex
+
+log = logging.getLogger(__name__)
+
+METHOD_FOLDIN = "foldin"
+METHOD_RETRAIN = "retrain"
+METHODS = (METHOD_FOLDIN, METHOD_RETRAIN)
+
+
+def _whole(name: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise MovieRecError(f"[recommend] {name} must be a whole number of {least} or more, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RecommendSettings:
+    """The ``[recommend]`` settings, checked."""
+
+    top_n: int = 10
+    min_ratings: int = 20
+    liked_rating: float = 4.0
+    similar_n: int = 10
+    method: str = METHOD_FOLDIN
+    content_weight: float = 1.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "RecommendSettings":
+        """Take the keys this class knows and check them (MovieRecError on a bad value)."""
+        known = {f.name for f in fields(cls)}
+        settings = cls(**{k: v for k, v in section.items() if k in known})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        _whole("top_n", self.top_n, 1)
+        _whole("similar_n", self.similar_n, 1)
+        _whole("min_ratings", self.min_ratings, 0)
+        for name in ("liked_rating", "content_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MovieRecError(f"[recommend] {name} must be a number, got {value!r}")
+        if self.content_weight < 0:
+            raise MovieRecError(f"[recommend] content_weight must be 0 or more, got {self.content_weight!r}")
+        if self.method not in METHODS:
+            raise MovieRecError(f"[recommend] method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+def check_model_dir(path: str | Path | None) -> Path:
+    """The model folder, refused (before any Spark work) if it holds no saved model."""
+    if not path:
+        raise MovieRecError("no model: pass --model DIR (train_als.py writes one to OUTPUT/model)")
+    folder = Path(path).expanduser()
+    if not (folder / "metadata.json").is_file():
+        raise MovieRecError(
+            f"{folder} is not a saved model (no metadata.json); train one with "
+            "./spark-submit.sh jobs/train_als.py --output DIR and pass --model DIR/model"
+        )
+    return folder
+
+
+@dataclass
+class CustomRecommender:
+    """A fitted model plus its catalog, ready for people's own ratings."""
+
+    spark: SparkSession
+    model: RecommenderModel
+    catalog: DataFrame  # movie_id, title, year, genres, num_ratings
+    settings: RecommendSettings = field(default_factory=RecommendSettings)
+    _index: TitleIndex | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings | None = None,
+             data_cfg: Mapping[str, Any] | None = None) -> "CustomRecommender":
+        """Load a model saved by ``train_als.py`` and the catalog saved beside it.
+
+        A model folder without ``catalog/`` gets the catalog rebuilt from the
+        release that ``data_cfg`` (the ``[data]`` config section) names.
+        ``settings`` default to ``conf/movierec.toml``'s ``[recommend]``.
+        """
+        if settings is None:
+            settings = RecommendSettings.from_config(load_config().get("recommend", {}))
+        model = RecommenderModel.load(spark, model_dir)
+        catalog = read_catalog(spark, model_dir)
+        if catalog is None:
+            if data_cfg is None:
+                raise MovieRecError(
+                    f"{model_dir} has no catalog/ (movies and rating counts); retrain with "
+                    "jobs/train_als.py or name the release with the data flags"
+                )
+            from movierec_spark.load import load_data
+
+            log.warning("%s has no catalog/: rebuilding it from the release in the data flags", model_dir)
+            data = load_data(spark, dict(data_cfg))
+            catalog = build_catalog(data.movies, data.ratings)
+        return cls(spark, model, catalog.cache(), settings)
+
+    # --- movies ---
+
+    @property
+    def index(self) -> TitleIndex:
+        """Title look-ups over the catalog (collected once: id, title, year, count)."""
+        if self._index is None:
+            self._index = TitleIndex.from_frame(self.catalog)
+        return self._index
+
+    def search(self, text: str, limit: int = 10) -> list[Movie]:
+        """Catalog movies whose title words start with the typed words, most rated first."""
+        return self.index.search(text, limit)
+
+    def find_movie(self, movie: str | int) -> Movie:
+        """A movie by id or by title; an unknown or ambiguous one is a MovieRecError."""
+        text = str(movie).strip()
+        if text.isdigit():
+            found = self.index.movies.get(int(text))
+            if found is None:
+                raise MovieRecError(f"movie id {text} is not in the catalog")
+            return found
+        match = self.index.match(text)
+        if match.movie is None:
+            raise MovieRecError(match.describe())
+        return match.movie
+
+    # --- custom ratings ---
+
+    def read_ratings(self, path: str | Path) -> list[CustomRating]:
+        """A custom ratings CSV file, checked and matched (CustomRatingsError lists every problem)."""
+        return custom.read_custom_ratings(path, self.index, self.model.scale)
+
+    def ratings_from_pairs(self, user: str, pairs: Iterable[tuple[int | str, float]]) -> list[CustomRating]:
+        """Ratings given as ``(movie id or title, rating)`` pairs (the notebook's)."""
+        return custom.from_pairs(user, pairs, self.index, self.model.scale)
+
+    def next_user_id(self) -> int:
+        """The first id above every user the model knows (1 for an empty model)."""
+        ids = self.model.user_bias.select(C.USER_ID)
+        if self.model.als is not None:
+            ids = ids.unionByName(self.model.als.userFactors.select(F.col("id").alias(C.USER_ID)))
+        largest = ids.agg(F.max(C.USER_ID)).first()[0]
+        return (largest or 0) + 1
+
+    def custom_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> DataFrame:
+        """``user, user_id, movie_id, rating`` with ids no training user has."""
+        first = self.next_user_id() if first_user_id is None else first_user_id
+        return custom.custom_ratings_frame(self.spark, ratings, first)
+
+    # --- recommendations ---
+
+    def fold_in(self, custom_df: DataFrame) -> FoldedInModel:
+        """Folds the custom users into the model (no retraining); see :mod:`movierec_spark.foldin`."""
+        return fold_in(self.model, custom_df)
+
+    def top_n(self, custom_df: DataFrame, scorer=None, n: int | None = None,
+              min_ratings: int | None = None) -> DataFrame:
+        """The top-N table of the custom users (scored by fold-in unless ``scorer`` is given)."""
+        scorer = self.fold_in(custom_df) if scorer is None else scorer
+        return top_n_table(
+            scorer,
+            custom_df,
+            self.catalog,
+            n or self.settings.top_n,
+            self.settings.min_ratings if min_ratings is None else min_ratings,
+            self.settings.liked_rating,
+            self.settings.content_weight,
+        )
+
+    def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],
+                  training: DataFrame) -> RecommenderModel:
+        """The exact alternative to fold-in: refit on ``training`` plus the custom ratings."""
+        combined = training.select(C.USER_ID, C.MOVIE_ID, C.RATING).unionByName(
+            custom_df.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast(training.schema[C.RATING].dataType))
+        )
+        return refit(combined)
+
+    def similar(self, movie: str | int, n: int | None = None, min_ratings: int | None = None) -> tuple[Movie, DataFrame]:
+        """``(the movie, its most similar movies)`` by cosine of item factors."""
+        found = self.find_movie(movie)
+        queries = self.spark.createDataFrame([(found.movie_id,)], f"{C.MOVIE_ID} int")
+        table = similar_table(
+            self.model,
+            queries,
+            self.catalog,
+            n or self.settings.similar_n,
+            self.settings.min_ratings if min_ratings is None else min_ratings,
+        )
+        return found, table

@@ -53,8 +53,10 @@ Output schemas (column: type)
 * :func:`lorenz_points`: entity: string; entity_share, rating_share:
   double, ascending.
 * :func:`gini`: one row, entity: string; gini: double.
-* :func:`most_rated` / :func:`best_rated`: rank: int; movie_id: int; title:
-  string; year: int; ratings: long; mean_rating, damped_mean: double.
+* :func:`movie_stats` (one row per rated movie, not small), and its top-N
+  cuts :func:`most_rated` / :func:`best_rated` (plus rank: int, first):
+  movie_id: int; title: string; year: int; ratings: long; mean_rating,
+  damped_mean: double.
 * :func:`genre_stats`: genre: string; movies, ratings: long; mean_rating:
   double.
 * :func:`ratings_by_release_year`: year: int (null: unknown); movies,
@@ -62,8 +64,8 @@ Output schemas (column: type)
 * :func:`ratings_by_period`: period: date (first day of the year or month;
   null: no timestamp); ratings, users: long; mean_rating, stddev_rating:
   double.
-* :func:`demographic_breakdown`: group: string; users, ratings: long;
-  user_share, mean_rating: double.
+* :func:`demographic_breakdown`: group: string; users: long; user_share:
+  double; ratings: long; mean_rating: double.
 """
 
 from __future__ import annotations

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from movierec_spark import MovieRecError
 from movierec_spark import cli
@@ -122,16 +123,27 @@ def build_parser():
 # --- the work ---
 
 
-def aggregates(loaded: Any, eda: EdaSettings) -> dict[str, Any]:
-    """Every report table as a lazy Spark DataFrame, by name (report.TABLES order)."""
+def _as_is(df: Any) -> Any:
+    return df
+
+
+def aggregates(loaded: Any, eda: EdaSettings, keep: Callable[[Any], Any] = _as_is) -> dict[str, Any]:
+    """Every report table as a lazy Spark DataFrame, by name (report.TABLES order).
+
+    ``keep`` is applied to the intermediates several tables share (the
+    per-count histograms, the per-movie figures); the job persists them.
+    """
     from movierec_spark import columns as C
     from movierec_spark import explore as X
     from movierec_spark.report import DEMOGRAPHIC_TABLES
 
     ratings, movies, users = loaded.ratings, loaded.movies, loaded.users
-    user_counts = X.user_counts(ratings)
-    movie_counts = X.movie_counts(ratings)
-    stats = X.movie_stats(ratings, movies, eda.damping)
+    hist = keep(
+        X.count_histogram(X.user_counts(ratings), "users").unionByName(
+            X.count_histogram(X.movie_counts(ratings), "movies")
+        )
+    )
+    stats = keep(X.movie_stats(ratings, movies, eda.damping))
     nulls = X.nulls_per_column(ratings, "ratings").unionByName(X.nulls_per_column(movies, "movies"))
     if users is not None:
         nulls = nulls.unionByName(X.nulls_per_column(users, "users"))
@@ -144,17 +156,11 @@ def aggregates(loaded: Any, eda: EdaSettings) -> dict[str, Any]:
         "rated_but_missing": X.rated_but_missing_movies(ratings, movies),
         "support": X.support_filter(ratings, eda.min_user_ratings, eda.min_movie_ratings),
         "rating_distribution": X.rating_distribution(ratings, loaded.scale),
-        "count_quantiles": X.count_quantiles(user_counts, "users").unionByName(
-            X.count_quantiles(movie_counts, "movies")
-        ),
-        "count_histogram": X.count_histogram(user_counts, "users").unionByName(
-            X.count_histogram(movie_counts, "movies")
-        ),
-        "top_shares": X.top_shares(movie_counts, "movies", eda.top_shares).unionByName(
-            X.top_shares(user_counts, "users", eda.top_shares)
-        ),
-        "lorenz": X.lorenz_points(movie_counts, "movies").unionByName(X.lorenz_points(user_counts, "users")),
-        "gini": X.gini(movie_counts, "movies").unionByName(X.gini(user_counts, "users")),
+        "count_quantiles": X.count_quantiles(hist),
+        "count_histogram": hist,
+        "top_shares": X.top_shares(hist, eda.top_shares),
+        "lorenz": X.lorenz_points(hist),
+        "gini": X.gini(hist),
         "most_rated": X.most_rated(stats, eda.top_n),
         "best_rated": X.best_rated(stats, eda.top_n),
         "genres": X.genre_stats(ratings, movies),
@@ -176,6 +182,7 @@ def collect(tables: Mapping[str, Any], max_listed_rows: int) -> tuple[dict[str, 
     arrow: dict[str, Any] = {}
     listed: dict[str, int] = {}
     for name, df in tables.items():
+        start = time.perf_counter()
         if name in LISTINGS:
             head = df.limit(max_listed_rows + 1).toArrow()
             rows = head.num_rows if head.num_rows <= max_listed_rows else df.count()
@@ -185,7 +192,7 @@ def collect(tables: Mapping[str, Any], max_listed_rows: int) -> tuple[dict[str, 
             listed[name] = rows
         else:
             arrow[name] = df.toArrow()
-        log.debug("collected %s: %d rows", name, arrow[name].num_rows)
+        log.debug("collected %s: %d rows in %.1f s", name, arrow[name].num_rows, time.perf_counter() - start)
     return arrow, listed
 
 
@@ -202,8 +209,16 @@ def explore_release(spark: Any, loaded: Any, eda: EdaSettings, timer: Any = None
 
     timer = timer or StageTimer()
     out = io.check_output_dir(eda.output)
+    cached: list[Any] = []
+
+    def keep(df: Any) -> Any:
+        cached.append(df.persist())
+        return df
+
     # Everything below reads the ratings many times: read and parse them once.
-    cached = [df.persist() for df in (loaded.ratings, loaded.movies, loaded.users) if df is not None]
+    for df in (loaded.ratings, loaded.movies, loaded.users):
+        if df is not None:
+            keep(df)
     try:
         with timer.stage("load"):
             n_ratings = loaded.ratings.count()
@@ -211,7 +226,7 @@ def explore_release(spark: Any, loaded: Any, eda: EdaSettings, timer: Any = None
             if n_ratings == 0:
                 log.warning("%s has no ratings; the report shows only what was rejected and missing", loaded.name)
         with timer.stage("aggregate"):
-            arrow, listed = collect(aggregates(loaded, eda), eda.max_listed_rows)
+            arrow, listed = collect(aggregates(loaded, eda, keep), eda.max_listed_rows)
     finally:
         for df in cached:
             df.unpersist()

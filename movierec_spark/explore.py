@@ -45,7 +45,10 @@ Output schemas (column: type)
   long; density, mean, stddev, min, median, max: double; first_rated,
   last_rated: timestamp.
 * :func:`count_quantiles`: entity: string; count, min, p10, p25, median, p75,
-  p90, p99, max: long; mean: double.
+  p90, p99, max: long; mean: double. It, :func:`top_shares`,
+  :func:`lorenz_points` and :func:`gini` take the output of
+  :func:`count_histogram` (one or several entities stacked) and give a
+  result per entity, users first.
 * :func:`count_histogram`: entity: string; per_entity: long (ratings per
   user or movie); entities: long.
 * :func:`top_shares`: entity: string; top_share: double; entities,
@@ -135,26 +138,33 @@ AGE_GROUPS = ((1, "under 18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45,
 _EPS = 1e-9
 
 
-def _running_totals(small: DataFrame, order: str, weights: Sequence[str], descending: bool = False) -> DataFrame:
+def _running_totals(
+    small: DataFrame, order: str, weights: Sequence[str], by: Sequence[str] = (), descending: bool = False
+) -> DataFrame:
     """``small`` plus ``cum_<w>`` (running total in ``order``) and ``total_<w>`` per weight.
 
-    ``small`` holds each ``order`` value once and is already tiny (distinct
+    Totals run separately within each group of the ``by`` columns. ``small``
+    holds each ``order`` value once per group and is already tiny (distinct
     rating values, distinct per-movie counts: hundreds to a few thousand rows
     even on ml-32m). The running total is a self-join on ``order``, which
     keeps the work spread over the cluster; a window without a partition key
     would move it to one partition and make Spark warn about it.
     """
     other = small.select(
-        F.col(order).alias("_o"), *[F.col(w).alias(f"_o_{w}") for w in weights]
+        *[F.col(b).alias(f"_by_{b}") for b in by],
+        F.col(order).alias("_o"),
+        *[F.col(w).alias(f"_o_{w}") for w in weights],
     )
     before = F.col("_o") >= F.col(order) if descending else F.col("_o") <= F.col(order)
+    for b in by:
+        before = before & (F.col(f"_by_{b}") == F.col(b))
     running = (
         small.join(other, on=before, how="inner")
         .groupBy(*small.columns)
         .agg(*[F.sum(f"_o_{w}").alias(f"cum_{w}") for w in weights])
     )
-    totals = small.agg(*[F.sum(w).alias(f"total_{w}") for w in weights])
-    return running.crossJoin(totals)
+    totals = small.groupBy(*by).agg(*[F.sum(w).alias(f"total_{w}") for w in weights])
+    return running.join(totals, on=list(by), how="inner") if by else running.crossJoin(totals)
 
 
 def _is_missing(df: DataFrame, name: str) -> Column:
@@ -311,27 +321,30 @@ def _literal_column(df: DataFrame, name: str, values: Sequence[float]) -> DataFr
     return _one_row(df, F.explode(F.array(*[F.lit(float(v)) for v in values])).alias(name))
 
 
-def weighted_quantiles(counts: DataFrame, value: str, weight: str, probs: Sequence[float]) -> DataFrame:
+def weighted_quantiles(
+    counts: DataFrame, value: str, weight: str, probs: Sequence[float], by: Sequence[str] = ()
+) -> DataFrame:
     """Exact quantiles of a distribution given as (value, weight) rows.
 
-    Returns ``quantile: double, <value>``: for each ``q`` in ``probs`` the
-    smallest value whose cumulative weight reaches ``q`` of the total (the
-    inverted empirical CDF). ``counts`` must hold each value once and be
-    small (distinct values of something); empty input gives no rows.
+    Returns ``<by...>, quantile: double, <value>``: for each ``q`` in
+    ``probs`` (and each group of ``by``) the smallest value whose cumulative
+    weight reaches ``q`` of the total (the inverted empirical CDF). ``counts``
+    must hold each value once per group and be small (distinct values of
+    something); empty input gives no rows.
     """
     for q in probs:
         if not 0.0 <= q <= 1.0:
             raise MovieRecError(f"quantile {q} is outside [0, 1]")
-    positive = counts.select(value, weight).filter(F.col(weight) > 0)
-    cum = _running_totals(positive, value, [weight])
+    positive = counts.select(*by, value, weight).filter(F.col(weight) > 0)
+    cum = _running_totals(positive, value, [weight], by=by)
     reached = F.col(f"cum_{weight}") + F.lit(_EPS) * F.col(f"total_{weight}")
     wanted = _literal_column(counts, "quantile", probs)
     return (
         cum.crossJoin(wanted)
         .filter(reached >= F.col("quantile") * F.col(f"total_{weight}"))
-        .groupBy("quantile")
+        .groupBy(*by, "quantile")
         .agg(F.min(value).alias(value))
-        .orderBy("quantile")
+        .orderBy(*by, "quantile")
     )
 
 
@@ -429,9 +442,12 @@ def _quantile_name(q: float) -> str:
 def count_histogram(counts: DataFrame, entity: str) -> DataFrame:
     """How many users (movies) have each number of ratings.
 
-    ``counts`` is :func:`user_counts` or :func:`movie_counts`. The result has
-    one row per distinct count, so it stays small on any release and is what
-    histograms, quantiles and Lorenz curves are computed from.
+    ``counts`` is :func:`user_counts` or :func:`movie_counts`; ``entity``
+    labels the rows ("users", "movies"), so histograms of both can be stacked
+    with ``unionByName`` and every function below handles each entity
+    separately. One row per distinct count keeps it small on any release; it
+    is what quantiles, top shares and Lorenz curves are computed from, so a
+    job can cache it once.
     """
     return (
         counts.groupBy(F.col(RATINGS).cast("long").alias(PER_ENTITY))
@@ -441,44 +457,41 @@ def count_histogram(counts: DataFrame, entity: str) -> DataFrame:
     )
 
 
-def count_quantiles(counts: DataFrame, entity: str, probs: Sequence[float] = DEFAULT_QUANTILES) -> DataFrame:
-    """Quantiles of ratings per user (movie), exact, plus count, min, max, mean."""
+def count_quantiles(hist: DataFrame, probs: Sequence[float] = DEFAULT_QUANTILES) -> DataFrame:
+    """Per entity of :func:`count_histogram`: exact quantiles of ratings each, count, min, max, mean."""
     names = [_quantile_name(q) for q in probs]
     if len(set(names)) != len(names):
         raise MovieRecError(f"quantiles {list(probs)} repeat a value")
-    hist = count_histogram(counts, entity)
-    qs = weighted_quantiles(hist, PER_ENTITY, ENTITIES, probs)
-    wide = qs.agg(
+    qs = weighted_quantiles(hist, PER_ENTITY, ENTITIES, probs, by=[ENTITY])
+    wide = qs.groupBy(ENTITY).agg(
         *[
             F.max(F.when(F.abs(F.col("quantile") - F.lit(q)) < _EPS, F.col(PER_ENTITY))).alias(name)
             for q, name in zip(probs, names)
         ]
     )
-    stats = counts.agg(
-        F.count(F.lit(1)).alias("count"),
-        F.min(RATINGS).cast("long").alias("min"),
-        F.max(RATINGS).cast("long").alias("max"),
-        F.avg(RATINGS).alias("mean"),
+    stats = hist.groupBy(ENTITY).agg(
+        F.sum(ENTITIES).alias("count"),
+        F.min(PER_ENTITY).alias("min"),
+        F.max(PER_ENTITY).alias("max"),
+        (F.sum(F.col(PER_ENTITY) * F.col(ENTITIES)) / F.sum(ENTITIES)).alias("mean"),
     )
-    row = stats.crossJoin(wide)
-    return row.select(
-        F.lit(entity).alias(ENTITY), "count", "min", *names, "max", "mean"
+    return (
+        stats.join(wide, on=ENTITY, how="inner")
+        .select(ENTITY, "count", "min", *names, "max", "mean")
+        .orderBy(F.col(ENTITY).desc())
     )
 
 
 # --- long tail ---
 
 
-def _cumulative_histogram(counts: DataFrame, descending: bool) -> DataFrame:
-    """Histogram rows with running totals of entities and ratings."""
-    hist = counts.groupBy(F.col(RATINGS).cast("long").alias(PER_ENTITY)).agg(
-        F.count(F.lit(1)).alias(ENTITIES)
-    )
-    hist = hist.withColumn(RATINGS, F.col(PER_ENTITY) * F.col(ENTITIES))
-    return _running_totals(hist, PER_ENTITY, [ENTITIES, RATINGS], descending=descending)
+def _cumulative_histogram(hist: DataFrame, descending: bool) -> DataFrame:
+    """Histogram rows plus their ratings and running totals of entities and ratings."""
+    with_ratings = hist.withColumn(RATINGS, F.col(PER_ENTITY) * F.col(ENTITIES))
+    return _running_totals(with_ratings, PER_ENTITY, [ENTITIES, RATINGS], by=[ENTITY], descending=descending)
 
 
-def top_shares(counts: DataFrame, entity: str, shares: Sequence[float] = DEFAULT_TOP_SHARES) -> DataFrame:
+def top_shares(hist: DataFrame, shares: Sequence[float] = DEFAULT_TOP_SHARES) -> DataFrame:
     """Share of all ratings that go to the top ``share`` of users (movies).
 
     The top ``share`` is the ``ceil(share * n)`` most-rated entities (at least
@@ -488,34 +501,28 @@ def top_shares(counts: DataFrame, entity: str, shares: Sequence[float] = DEFAULT
     for p in shares:
         if not 0.0 < p <= 1.0:
             raise MovieRecError(f"top share {p} must be in (0, 1]")
-    cum = _cumulative_histogram(counts, descending=True)
-    wanted = _literal_column(counts, TOP_SHARE, shares)
+    cum = _cumulative_histogram(hist, descending=True)
+    wanted = _literal_column(hist, TOP_SHARE, shares)
     k = F.greatest(F.lit(1), F.ceil(F.col(TOP_SHARE) * F.col("total_entities") - F.lit(_EPS))).cast("long")
     before_entities = F.col("cum_entities") - F.col(ENTITIES)
-    before_ratings = F.col("cum_ratings") - F.col(PER_ENTITY) * F.col(ENTITIES)
+    before_ratings = F.col("cum_ratings") - F.col(RATINGS)
+    top_ratings = before_ratings + (F.col("_k") - before_entities) * F.col(PER_ENTITY)
     return (
         cum.crossJoin(wanted)
         .withColumn("_k", k)
         .filter((before_entities < F.col("_k")) & (F.col("_k") <= F.col("cum_entities")))
         .select(
-            F.lit(entity).alias(ENTITY),
-            F.col(TOP_SHARE),
-            F.col("_k").alias(ENTITIES),
-            (before_ratings + (F.col("_k") - before_entities) * F.col(PER_ENTITY)).alias(RATINGS),
-            F.col("total_ratings"),
-        )
-        .select(
             ENTITY,
             TOP_SHARE,
-            ENTITIES,
-            F.col(RATINGS).cast("long").alias(RATINGS),
-            (F.col(RATINGS) / F.col("total_ratings")).alias(RATING_SHARE),
+            F.col("_k").alias(ENTITIES),
+            top_ratings.cast("long").alias(RATINGS),
+            (top_ratings / F.col("total_ratings")).alias(RATING_SHARE),
         )
-        .orderBy(TOP_SHARE)
+        .orderBy(F.col(ENTITY).desc(), TOP_SHARE)
     )
 
 
-def lorenz_points(counts: DataFrame, entity: str) -> DataFrame:
+def lorenz_points(hist: DataFrame) -> DataFrame:
     """Points of the Lorenz curve of ratings over users (movies).
 
     Entities sorted from least to most rated; each point is (share of
@@ -523,37 +530,33 @@ def lorenz_points(counts: DataFrame, entity: str) -> DataFrame:
     ending at (1, 1). Between points the curve is a straight line (entities
     in one segment have equal counts), so these points draw it exactly.
     """
-    cum = _cumulative_histogram(counts, descending=False)
+    cum = _cumulative_histogram(hist, descending=False)
     points = cum.select(
+        ENTITY,
         (F.col("cum_entities") / F.col("total_entities")).alias(ENTITY_SHARE),
         (F.col("cum_ratings") / F.col("total_ratings")).alias(RATING_SHARE),
     )
-    # The origin only when there are points: an empty input gives no curve.
-    origin = (
-        cum.agg(F.count(F.lit(1)).alias("_n"))
-        .filter(F.col("_n") > 0)
-        .select(F.lit(0.0).alias(ENTITY_SHARE), F.lit(0.0).alias(RATING_SHARE))
+    # An origin for each entity that has points: an empty input gives no curve.
+    origin = hist.select(ENTITY).distinct().select(
+        ENTITY, F.lit(0.0).alias(ENTITY_SHARE), F.lit(0.0).alias(RATING_SHARE)
     )
-    return (
-        origin.unionByName(points)
-        .select(F.lit(entity).alias(ENTITY), ENTITY_SHARE, RATING_SHARE)
-        .orderBy(ENTITY_SHARE)
-    )
+    return origin.unionByName(points).orderBy(F.col(ENTITY).desc(), ENTITY_SHARE)
 
 
-def gini(counts: DataFrame, entity: str) -> DataFrame:
+def gini(hist: DataFrame) -> DataFrame:
     """Gini coefficient of ratings over users (movies): 0 equal, near 1 concentrated.
 
     One minus twice the area under the Lorenz curve, computed exactly by the
     trapezoid rule on :func:`lorenz_points` (the curve is piecewise linear).
     """
-    cum = _cumulative_histogram(counts, descending=False)
+    cum = _cumulative_histogram(hist, descending=False)
     # One segment per histogram row: from the point before it to its own.
     width = F.col(ENTITIES) / F.col("total_entities")
     height_sum = (2 * F.col("cum_ratings") - F.col(RATINGS)) / F.col("total_ratings")
-    return cum.select((width * height_sum).alias("_area2")).agg(
-        F.lit(entity).alias(ENTITY),
-        (F.lit(1.0) - F.sum("_area2")).alias(GINI),
+    return (
+        cum.groupBy(ENTITY)
+        .agg((F.lit(1.0) - F.sum(width * height_sum)).alias(GINI))
+        .orderBy(F.col(ENTITY).desc())
     )
 
 

@@ -203,7 +203,8 @@ def test_count_quantiles_and_histogram(make):
     # user u has u ratings for u = 1..10 (55 ratings)
     ratings = ratings_of(make, [(u, m, 3) for u in range(1, 11) for m in range(u)])
     counts = X.user_counts(ratings)
-    row = X.count_quantiles(counts, "users", [0.1, 0.5, 0.9]).collect()[0]
+    hist = X.count_histogram(counts, "users")
+    row = X.count_quantiles(hist, [0.1, 0.5, 0.9]).collect()[0]
     per_user = list(range(1, 11))
     assert row.asDict() == {
         X.ENTITY: "users",
@@ -215,25 +216,28 @@ def test_count_quantiles_and_histogram(make):
         "max": 10,
         "mean": 5.5,
     }
-    hist = X.count_histogram(counts, "users").collect()
-    assert [(r[X.PER_ENTITY], r[X.ENTITIES]) for r in hist] == [(n, 1) for n in range(1, 11)]
+    rows = hist.collect()
+    assert [(r[X.PER_ENTITY], r[X.ENTITIES]) for r in rows] == [(n, 1) for n in range(1, 11)]
 
 
 # --- long tail ---
+
+
+def _hist(spark, entity, per_entity):
+    counts = spark.createDataFrame([(i, n) for i, n in enumerate(per_entity)], f"{C.MOVIE_ID} int, {X.RATINGS} long")
+    return X.count_histogram(counts, entity)
 
 
 @pytest.fixture(scope="module")
 def skewed_counts(spark):
     """Ten movies: counts 5, 5, 3 and seven 1s (20 ratings); two ties."""
     per_movie = [5, 5, 3, 1, 1, 1, 1, 1, 1, 1]
-    return per_movie, spark.createDataFrame(
-        [(i, n) for i, n in enumerate(per_movie)], f"{C.MOVIE_ID} int, {X.RATINGS} long"
-    )
+    return per_movie, _hist(spark, "movies", per_movie)
 
 
 def test_top_shares_split_tied_groups_exactly(skewed_counts):
     per_movie, counts = skewed_counts
-    got = X.top_shares(counts, "movies", [0.1, 0.2, 0.25, 0.5, 1.0]).collect()
+    got = X.top_shares(counts, [0.1, 0.2, 0.25, 0.5, 1.0]).collect()
     ranked = sorted(per_movie, reverse=True)
     for row in got:
         k = math.ceil(row[X.TOP_SHARE] * len(per_movie) - 1e-9)
@@ -243,33 +247,37 @@ def test_top_shares_split_tied_groups_exactly(skewed_counts):
     assert [(r[X.ENTITIES], r[X.RATINGS]) for r in got] == [(1, 5), (2, 10), (3, 13), (5, 15), (10, 20)]
 
 
-def test_top_shares_take_at_least_one_movie(spark):
-    counts = spark.createDataFrame([(1, 4), (2, 1)], f"{C.MOVIE_ID} int, {X.RATINGS} long")
-    row = X.top_shares(counts, "movies", [0.01]).collect()[0]
-    assert (row[X.ENTITIES], row[X.RATINGS], row[X.RATING_SHARE]) == (1, 4, 0.8)
+def test_top_shares_take_at_least_one_and_keep_entities_apart(spark):
+    hist = _hist(spark, "movies", [4, 1]).unionByName(_hist(spark, "users", [1, 1, 1, 2]))
+    got = [(r[X.ENTITY], r[X.ENTITIES], r[X.RATINGS], r[X.RATING_SHARE]) for r in X.top_shares(hist, [0.01]).collect()]
+    assert got == [("users", 1, 2, 0.4), ("movies", 1, 4, 0.8)]
 
 
 def test_lorenz_points_and_gini_match_the_sample_formula(skewed_counts):
     per_movie, counts = skewed_counts
-    points = X.lorenz_points(counts, "movies").collect()
+    points = X.lorenz_points(counts).collect()
     assert [r[X.ENTITY_SHARE] for r in points] == pytest.approx([0.0, 0.7, 0.8, 1.0])
     assert [r[X.RATING_SHARE] for r in points] == pytest.approx([0.0, 7 / 20, 10 / 20, 1.0])
     xs = sorted(per_movie)
     n = len(xs)
     expected_gini = 2 * sum((i + 1) * x for i, x in enumerate(xs)) / (n * sum(xs)) - (n + 1) / n
-    assert X.gini(counts, "movies").collect()[0][X.GINI] == pytest.approx(expected_gini)
+    assert X.gini(counts).collect()[0][X.GINI] == pytest.approx(expected_gini)
 
 
-def test_gini_is_zero_when_every_movie_is_equally_rated(spark):
-    counts = spark.createDataFrame([(i, 4) for i in range(5)], f"{C.MOVIE_ID} int, {X.RATINGS} long")
-    assert X.gini(counts, "movies").collect()[0][X.GINI] == pytest.approx(0.0)
+def test_gini_is_zero_when_equal_and_computed_per_entity(spark, skewed_counts):
+    _, movies = skewed_counts
+    hist = movies.unionByName(_hist(spark, "users", [4] * 5))
+    got = {r[X.ENTITY]: r[X.GINI] for r in X.gini(hist).collect()}
+    assert got["users"] == pytest.approx(0.0)
+    assert got["movies"] > 0.3
 
 
 def test_long_tail_of_no_ratings_is_empty(spark):
-    counts = spark.createDataFrame([], f"{C.MOVIE_ID} int, {X.RATINGS} long")
-    assert X.top_shares(counts, "movies").count() == 0
-    assert X.lorenz_points(counts, "movies").count() == 0
-    assert X.gini(counts, "movies").collect()[0][X.GINI] is None
+    hist = _hist(spark, "movies", [])
+    assert X.top_shares(hist).count() == 0
+    assert X.lorenz_points(hist).count() == 0
+    assert X.gini(hist).count() == 0
+    assert X.count_quantiles(hist).count() == 0
 
 
 # --- movies ---
@@ -397,8 +405,8 @@ def test_age_groups_fit_exact_ages_and_ml1m_codes(make):
         lambda r, m: X.movie_stats(r, m, damping=-1.0),
         lambda r, m: X.most_rated(X.movie_stats(r, m, 1.0), 0),
         lambda r, m: X.ratings_by_period(r, "week"),
-        lambda r, m: X.top_shares(X.movie_counts(r), "movies", [0.0]),
-        lambda r, m: X.count_quantiles(X.user_counts(r), "users", [0.5, 0.5]),
+        lambda r, m: X.top_shares(X.count_histogram(X.movie_counts(r), "movies"), [0.0]),
+        lambda r, m: X.count_quantiles(X.count_histogram(X.user_counts(r), "users"), [0.5, 0.5]),
         lambda r, m: X.demographic_breakdown(m, r, "zip_code"),
     ],
 )

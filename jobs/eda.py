@@ -144,9 +144,11 @@ def aggregates(loaded: Any, eda: EdaSettings, keep: Callable[[Any], Any] = _as_i
         )
     )
     stats = keep(X.movie_stats(ratings, movies, eda.damping))
-    nulls = X.nulls_per_column(ratings, "ratings").unionByName(X.nulls_per_column(movies, "movies"))
-    if users is not None:
-        nulls = nulls.unionByName(X.nulls_per_column(users, "users"))
+    nulls = X.nulls_per_column(ratings, "ratings")
+    for name in ("movies", "users", "tags", "links"):
+        table = getattr(loaded, name, None)
+        if table is not None:
+            nulls = nulls.unionByName(X.nulls_per_column(table, name))
     tables = {
         "summary": X.rating_summary(ratings, movies),
         "nulls": nulls,

@@ -99,6 +99,7 @@ def build_parser():
         group,
         "--min-user-ratings",
         "eda.min_user_ratings",
+        metavar="N",
         type=cli.non_negative_int,
         help="minimum support: users with fewer ratings are reported as below it",
     )
@@ -106,6 +107,7 @@ def build_parser():
         group,
         "--min-movie-ratings",
         "eda.min_movie_ratings",
+        metavar="N",
         type=cli.non_negative_int,
         help="minimum support: movies with fewer ratings are reported as below it",
     )
@@ -113,10 +115,11 @@ def build_parser():
         group,
         "--damping",
         "eda.damping",
+        metavar="M",
         type=cli.non_negative_float,
         help="pseudo-ratings at the global mean in each movie's damped mean (best-rated list)",
     )
-    cli.add_flag(group, "--top-n", "eda.top_n", type=cli.positive_int, help="movies in the most- and best-rated lists")
+    cli.add_flag(group, "--top-n", "eda.top_n", metavar="N", type=cli.positive_int, help="movies in the most- and best-rated lists")
     return parser
 
 

@@ -10,11 +10,11 @@ Nothing here calls an action or caches; the job decides what to cache.
 
 Definitions used throughout
 ---------------------------
-* Quantiles are exact, by the inverted empirical CDF: the q-quantile is the
-  smallest value v with ``P(X <= v) >= q`` (``numpy.quantile(...,
-  method="inverted_cdf")``). They are computed from value counts (distinct
-  rating values, distinct per-user counts), which are small even on ml-32m,
-  so exactness costs nothing.
+* Quantiles (the median too) are exact, Spark's ``percentile``: linear
+  interpolation between the two nearest ranks, ``numpy.quantile``'s default.
+  Count quantiles come from :func:`count_histogram` (value, frequency), and
+  the median rating from ratings' few distinct values, so exactness costs
+  nothing even on ml-32m.
 * The damped (Bayesian) mean of a movie with ratings ``r_1..r_n`` is
   ``(sum(r) + m * mu) / (n + m)``: the movie starts with ``m`` pseudo-ratings
   at the global mean ``mu`` and its own ratings pull it away as they
@@ -44,8 +44,8 @@ Output schemas (column: type)
 * :func:`rating_summary`: one row of ratings, users, movies, catalog_movies:
   long; density, mean, stddev, min, median, max: double; first_rated,
   last_rated: timestamp.
-* :func:`count_quantiles`: entity: string; count, min, p10, p25, median, p75,
-  p90, p99, max: long; mean: double. It, :func:`top_shares`,
+* :func:`count_quantiles`: entity: string; count, min: long; p10, p25,
+  median, p75, p90, p99: double; max: long; mean: double. It, :func:`top_shares`,
   :func:`lorenz_points` and :func:`gini` take the output of
   :func:`count_histogram` (one or several entities stacked) and give a
   result per entity, users first.
@@ -321,33 +321,6 @@ def _literal_column(df: DataFrame, name: str, values: Sequence[float]) -> DataFr
     return _one_row(df, F.explode(F.array(*[F.lit(float(v)) for v in values])).alias(name))
 
 
-def weighted_quantiles(
-    counts: DataFrame, value: str, weight: str, probs: Sequence[float], by: Sequence[str] = ()
-) -> DataFrame:
-    """Exact quantiles of a distribution given as (value, weight) rows.
-
-    Returns ``<by...>, quantile: double, <value>``: for each ``q`` in
-    ``probs`` (and each group of ``by``) the smallest value whose cumulative
-    weight reaches ``q`` of the total (the inverted empirical CDF). ``counts``
-    must hold each value once per group and be small (distinct values of
-    something); empty input gives no rows.
-    """
-    for q in probs:
-        if not 0.0 <= q <= 1.0:
-            raise MovieRecError(f"quantile {q} is outside [0, 1]")
-    positive = counts.select(*by, value, weight).filter(F.col(weight) > 0)
-    cum = _running_totals(positive, value, [weight], by=by)
-    reached = F.col(f"cum_{weight}") + F.lit(_EPS) * F.col(f"total_{weight}")
-    wanted = _literal_column(counts, "quantile", probs)
-    return (
-        cum.crossJoin(wanted)
-        .filter(reached >= F.col("quantile") * F.col(f"total_{weight}"))
-        .groupBy(*by, "quantile")
-        .agg(F.min(value).alias(value))
-        .orderBy(*by, "quantile")
-    )
-
-
 def _rating_key(column: str = C.RATING) -> Column:
     # Ratings are floats; rounding to 4 places makes 3.5f and 3.5 the same key.
     return F.round(F.col(column).cast("double"), 4)
@@ -391,7 +364,7 @@ def rating_summary(ratings: DataFrame, movies: DataFrame | None = None) -> DataF
     :func:`duplicate_pairs` lists them). ``median`` is exact (see the module
     docstring); ``stddev`` is the sample standard deviation.
     """
-    valid = _valid_ratings(ratings)
+    valid = _valid_ratings(ratings).select(F.col(C.RATING).cast("double").alias(C.RATING))
     stats = ratings.agg(
         F.count(F.lit(1)).alias(RATINGS),
         F.countDistinct(C.USER_ID).alias(USERS),
@@ -402,20 +375,15 @@ def rating_summary(ratings: DataFrame, movies: DataFrame | None = None) -> DataF
     moments = valid.agg(
         F.avg(C.RATING).alias("mean"),
         F.stddev_samp(C.RATING).alias("stddev"),
-        F.min(C.RATING).cast("double").alias("min"),
-        F.max(C.RATING).cast("double").alias("max"),
+        F.min(C.RATING).alias("min"),
+        F.percentile(C.RATING, 0.5).alias("median"),
+        F.max(C.RATING).alias("max"),
     )
-    values = valid.groupBy(_rating_key().alias(C.RATING)).agg(F.count(F.lit(1)).alias("_n"))
-    median = weighted_quantiles(values, C.RATING, "_n", [0.5]).select(F.col(C.RATING).alias("median"))
     if movies is not None:
         catalog = movies.agg(F.countDistinct(C.MOVIE_ID).alias("catalog_movies"))
     else:
         catalog = _one_row(ratings, F.lit(None).cast("long").alias("catalog_movies"))
-    row = (
-        stats.crossJoin(moments)
-        .crossJoin(catalog)
-        .join(median, on=F.lit(True), how="left")
-    )
+    row = stats.crossJoin(moments).crossJoin(catalog)
     cells = F.col(USERS).cast("double") * F.col(MOVIES).cast("double")
     return row.select(
         F.col(RATINGS),
@@ -462,24 +430,25 @@ def count_quantiles(hist: DataFrame, probs: Sequence[float] = DEFAULT_QUANTILES)
     names = [_quantile_name(q) for q in probs]
     if len(set(names)) != len(names):
         raise MovieRecError(f"quantiles {list(probs)} repeat a value")
-    qs = weighted_quantiles(hist, PER_ENTITY, ENTITIES, probs, by=[ENTITY])
-    wide = qs.groupBy(ENTITY).agg(
-        *[
-            F.max(F.when(F.abs(F.col("quantile") - F.lit(q)) < _EPS, F.col(PER_ENTITY))).alias(name)
-            for q, name in zip(probs, names)
-        ]
-    )
+    for q in probs:
+        if not 0.0 <= q <= 1.0:
+            raise MovieRecError(f"quantile {q} is outside [0, 1]")
+    quantiles = F.percentile(F.col(PER_ENTITY), [float(q) for q in probs], F.col(ENTITIES))
     stats = hist.groupBy(ENTITY).agg(
         F.sum(ENTITIES).alias("count"),
         F.min(PER_ENTITY).alias("min"),
+        quantiles.alias("_q"),
         F.max(PER_ENTITY).alias("max"),
         (F.sum(F.col(PER_ENTITY) * F.col(ENTITIES)) / F.sum(ENTITIES)).alias("mean"),
     )
-    return (
-        stats.join(wide, on=ENTITY, how="inner")
-        .select(ENTITY, "count", "min", *names, "max", "mean")
-        .orderBy(F.col(ENTITY).desc())
-    )
+    return stats.select(
+        ENTITY,
+        "count",
+        "min",
+        *[F.col("_q")[i].alias(name) for i, name in enumerate(names)],
+        "max",
+        "mean",
+    ).orderBy(F.col(ENTITY).desc())
 
 
 # --- long tail ---

@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -138,6 +139,14 @@ def fmt_pct(value: Any, digits: int = 1) -> str:
     return f"{share:.{digits}f}%"
 
 
+def fmt_quantile(value: Any) -> str:
+    """A count quantile: whole numbers as such, else one decimal (``64.5``)."""
+    if _missing(value):
+        return "–"
+    value = float(value)
+    return fmt_int(value) if value.is_integer() else f"{value:,.1f}"
+
+
 def fmt_density(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -163,6 +172,8 @@ def display_frame(frame: pd.DataFrame, rename: Mapping[str, str] | None = None) 
         elif pd.api.types.is_float_dtype(series):
             if name == C.RATING:
                 out[name] = series.map(lambda v: fmt_float(v, 1))
+            elif name == "median" or re.fullmatch(r"p\d+(_\d+)?", name):
+                out[name] = series.map(fmt_quantile)
             else:
                 out[name] = series.map(fmt_float)
         elif pd.api.types.is_datetime64_any_dtype(series):
@@ -256,7 +267,7 @@ def _log_bins(min_value: int, max_value: int) -> np.ndarray:
     return np.unique(np.floor(np.logspace(low, high, 30)).astype(int)).astype(float)
 
 
-def plot_count_histograms(hist: pd.DataFrame) -> bytes:
+def plot_count_histograms(hist: pd.DataFrame, medians: Mapping[str, float] | None = None) -> bytes:
     fig, axes = _figure(1, 2, size=(10.0, 4.0))
     for ax, entity, color in zip(axes[0], ("users", "movies"), (_BLUE, _ORANGE)):
         part = hist[hist[X.ENTITY] == entity]
@@ -276,18 +287,12 @@ def plot_count_histograms(hist: pd.DataFrame) -> bytes:
         ax.xaxis.set_major_formatter(FuncFormatter(_short_count))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_formatter(FuncFormatter(_short_count))
-        median = _weighted_median(part[X.PER_ENTITY], part[X.ENTITIES])
-        ax.axvline(median, color="#222", linestyle="--", linewidth=1)
-        ax.annotate(f"median {median:,}", (median, 0.95), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=8, va="top")
+        median = (medians or {}).get(entity)
+        if not _missing(median):
+            ax.axvline(median, color="#222", linestyle="--", linewidth=1)
+            ax.annotate(f"median {fmt_quantile(median)}", (median, 0.95), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", fontsize=8, va="top")
     return _png(fig)
-
-
-def _weighted_median(values: pd.Series, weights: pd.Series) -> int:
-    order = np.argsort(values.to_numpy())
-    v = values.to_numpy()[order]
-    cum = np.cumsum(weights.to_numpy()[order])
-    return int(v[np.searchsorted(cum, cum[-1] / 2)])
 
 
 def plot_lorenz(lorenz: pd.DataFrame, gini: pd.DataFrame) -> bytes:
@@ -571,13 +576,19 @@ def _section_ratings(frames: Mapping[str, pd.DataFrame], facts: ReportFacts) -> 
     caption = ""
     if "users" in q and "movies" in q:
         caption = (
-            f"The median user rated {fmt_int(q['users']['median'])} movies (least {fmt_int(q['users']['min'])}, "
-            f"most {fmt_int(q['users']['max'])}); the median movie has {fmt_int(q['movies']['median'])} ratings "
+            f"The median user rated {fmt_quantile(q['users']['median'])} movies (least {fmt_int(q['users']['min'])}, "
+            f"most {fmt_int(q['users']['max'])}); the median movie has {fmt_quantile(q['movies']['median'])} ratings "
             f"(most {fmt_int(q['movies']['max'])})."
         )
     sec.items.append(Plot("ratings_per_user_and_movie", "Ratings per user and per movie",
-                          plot_count_histograms(frames["count_histogram"]), caption))
-    sec.items.append(Table("Quantiles of ratings per user and per movie (exact)", display_frame(quantiles)))
+                          plot_count_histograms(frames["count_histogram"], {e: r["median"] for e, r in q.items()}), caption))
+    sec.items.append(
+        Table(
+            "Ratings per user and per movie: exact quantiles",
+            display_frame(quantiles),
+            caption="p10 is the 10th percentile and so on, interpolated between neighbouring ranks.",
+        )
+    )
     return sec
 
 

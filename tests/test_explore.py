@@ -162,16 +162,19 @@ def test_rating_distribution_of_no_ratings_is_all_zero(make):
     assert {(r[X.RATINGS], r[X.SHARE]) for r in got} == {(0, None)}
 
 
-def test_weighted_quantiles_match_numpy_inverted_cdf(spark):
+def test_count_quantiles_match_numpy_per_entity(spark):
     rng = random.Random(7)
-    values = [rng.choice([1, 2, 2, 3, 7, 7, 7, 40]) for _ in range(37)]
-    counts = spark.createDataFrame(
-        [(v, values.count(v)) for v in sorted(set(values))], "value long, weight long"
-    )
+    per_user = [rng.choice([1, 2, 2, 3, 7, 7, 7, 40]) for _ in range(37)]
+    per_movie = [rng.randint(1, 500) for _ in range(20)]
+    hist = _hist(spark, "users", per_user).unionByName(_hist(spark, "movies", per_movie))
     probs = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
-    got = {r["quantile"]: r["value"] for r in X.weighted_quantiles(counts, "value", "weight", probs).collect()}
-    expected = {q: int(np.quantile(values, q, method="inverted_cdf")) for q in probs}
-    assert got == expected
+    rows = X.count_quantiles(hist, probs).collect()
+    assert [r[X.ENTITY] for r in rows] == ["users", "movies"]
+    for row, values in zip(rows, (per_user, per_movie)):
+        got = [row["p0"], row["p10"], row["p25"], row["median"], row["p75"], row["p90"], row["p99"], row["p100"]]
+        assert got == pytest.approx(list(np.quantile(values, probs)))
+        assert (row["count"], row["min"], row["max"]) == (len(values), min(values), max(values))
+        assert row["mean"] == pytest.approx(np.mean(values))
 
 
 def test_rating_summary_against_plain_python(make):
@@ -182,11 +185,15 @@ def test_rating_summary_against_plain_python(make):
     movies = movies_of(make, [(m, str(m), None, None) for m in (10, 11, 12, 13)])
     row = X.rating_summary(ratings, movies).collect()[0]
     values = [float(r) for _, _, r in triples]
+    assert sorted(values)[2:4] == [4.0, 4.0]
     assert (row[X.RATINGS], row[X.USERS], row[X.MOVIES], row["catalog_movies"]) == (6, 3, 3, 4)
     assert row["density"] == pytest.approx(6 / 9)
     assert row["mean"] == pytest.approx(np.mean(values))
     assert row["stddev"] == pytest.approx(np.std(values, ddof=1))
-    assert row["median"] == float(np.quantile(values, 0.5, method="inverted_cdf"))
+    assert row["median"] == np.median(values)
+    # An even count with different middle values: the median lies between them.
+    two = ratings_of(make, [(1, 1, 3), (1, 2, 4)])
+    assert X.rating_summary(two).collect()[0]["median"] == 3.5
     assert (row["min"], row["max"]) == (1.0, 5.0)
     assert row["first_rated"] == dt.datetime(2001, 9, 9, 1, 46, 40)
     assert row["last_rated"] == dt.datetime(2001, 9, 14, 1, 46, 40)
@@ -205,17 +212,9 @@ def test_count_quantiles_and_histogram(make):
     counts = X.user_counts(ratings)
     hist = X.count_histogram(counts, "users")
     row = X.count_quantiles(hist, [0.1, 0.5, 0.9]).collect()[0]
-    per_user = list(range(1, 11))
-    assert row.asDict() == {
-        X.ENTITY: "users",
-        "count": 10,
-        "min": 1,
-        "p10": int(np.quantile(per_user, 0.1, method="inverted_cdf")),
-        "median": int(np.quantile(per_user, 0.5, method="inverted_cdf")),
-        "p90": int(np.quantile(per_user, 0.9, method="inverted_cdf")),
-        "max": 10,
-        "mean": 5.5,
-    }
+    assert row.asDict() == pytest.approx(
+        {X.ENTITY: "users", "count": 10, "min": 1, "p10": 1.9, "median": 5.5, "p90": 9.1, "max": 10, "mean": 5.5}
+    )
     rows = hist.collect()
     assert [(r[X.PER_ENTITY], r[X.ENTITIES]) for r in rows] == [(n, 1) for n in range(1, 11)]
 

@@ -60,8 +60,8 @@ def _frames(with_users: bool = True) -> dict[str, pd.DataFrame]:
                                  X.KEPT: [4, 2, 48], X.REMOVED_SHARE: [0.2, 1 / 3, 0.2]}),
         "rating_distribution": pd.DataFrame({C.RATING: [1.0, 2.0, 3.0, 3.5, 4.0, 5.0], X.ON_SCALE: [True, True, True, False, True, True],
                                              X.RATINGS: [5, 5, 10, 1, 20, 19], X.SHARE: [5 / 60, 5 / 60, 10 / 60, 1 / 60, 20 / 60, 19 / 60]}),
-        "count_quantiles": pd.DataFrame([{X.ENTITY: e, "count": n, "min": 2, "p10": 2, "p25": 5, "median": 10, "p75": 15,
-                                          "p90": 20, "p99": 30, "max": 30, "mean": 12.0} for e, n in (("users", 5), ("movies", 3))]),
+        "count_quantiles": pd.DataFrame([{X.ENTITY: e, "count": n, "min": 2, "p10": 2.0, "p25": 5.0, "median": 10.5, "p75": 15.0,
+                                          "p90": 20.0, "p99": 30.0, "max": 30, "mean": 12.0} for e, n in (("users", 5), ("movies", 3))]),
         "count_histogram": pd.DataFrame({X.ENTITY: ["users"] * 4 + ["movies"] * 3, X.PER_ENTITY: [2, 5, 15, 38, 10, 20, 30],
                                          X.ENTITIES: [1, 1, 2, 1, 1, 1, 1]}),
         "top_shares": pd.DataFrame({X.ENTITY: ["movies", "users"], X.TOP_SHARE: [0.1, 0.1], X.ENTITIES: [1, 1],
@@ -112,6 +112,7 @@ def test_number_formats_a_person_reads():
     assert R.fmt_pct(0.0) == "0.0%"
     assert R.fmt_density(0.06304) == "6.3%"
     assert R.fmt_density(0.0000521) == "0.00521%"
+    assert (R.fmt_quantile(65.0), R.fmt_quantile(64.5), R.fmt_quantile(1234.0)) == ("65", "64.5", "1,234")
 
 
 def test_display_frame_formats_by_column_meaning():
@@ -197,6 +198,7 @@ def test_report_text_carries_the_key_numbers():
     assert "1 ratings are off the scale" not in md and "1 rating is off the scale" in md
     assert "remove 1 users (20.0%)" not in md and "remove 1 user (20.0%), 1 movie (33.3%) and 12 ratings (20.0%)" in md
     assert "the top 10% (1 movie) get 50.0%" in md
+    assert "The median user rated 10.5 movies (least 2, most 30)" in md
     assert "(sum of the movie's ratings + 10 × global mean) / (its ratings + 10)" in md
     assert "Users by gender: M 60.0%, F 40.0%." in md
 

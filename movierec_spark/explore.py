@@ -79,14 +79,7 @@ from typing import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DoubleType,
-    FloatType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql.types import DoubleType, FloatType
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
@@ -134,7 +127,7 @@ DEFAULT_TOP_SHARES = (0.01, 0.10, 0.20)
 # ages are binned into the same groups so the two releases read alike.
 AGE_GROUPS = ((1, "under 18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-49"), (50, "50-55"), (56, "56+"))
 
-# Floating tolerance when comparing a cumulative count with q * total.
+# Floating tolerance before rounding share * total up (0.07 * 100 is 7.000000000000001).
 _EPS = 1e-9
 
 

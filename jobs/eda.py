@@ -24,7 +24,6 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from movierec_spark import MovieRecError

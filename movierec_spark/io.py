@@ -414,3 +414,43 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
     if not target.is_dir():
         return None
     return spark.read.parquet(str(target))
+
+# --- small result tables and report files ---
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path``, creating its folder."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_small_table(table: Any, folder: str | Path, name: str) -> list[Path]:
+    """Write a small Arrow table as ``<name>.parquet`` and ``<name>.csv`` in ``folder``.
+
+    For aggregates already collected to the driver (``DataFrame.toArrow()``):
+    one file each that a person can open, instead of Spark's folder of part
+    files. The Parquet file keeps Spark's types; in the CSV, list columns
+    (genres) become ``|``-joined strings, since CSV has no lists.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    parquet_path, csv_path = folder / f"{name}.parquet", folder / f"{name}.csv"
+    pq.write_table(table, parquet_path)
+    flat = table
+    for i, column in enumerate(table.schema):
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            joined = pc.binary_join(table.column(i).cast(pa.list_(pa.string())), "|")
+            flat = flat.set_column(i, column.name, joined)
+    pcsv.write_csv(flat, csv_path)
+    return [parquet_path, csv_path]

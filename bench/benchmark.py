@@ -127,22 +127,22 @@ def timed(cmd: list[str], log: Path, env: dict | None = None) -> dict:
 # --- data ---
 
 
-def prepare(name: str, work: Path) -> tuple[Path, Path, dict]:
+def prepare(name: str, work: Path, ingest: bool) -> tuple[Path, Path, dict]:
     """(ingested folder for the project, ratings text for the plain script, timings)."""
     kind, ratings, users, movies = SIZES[name]
     folder = work / "data" / name
+    folder.mkdir(parents=True, exist_ok=True)
     ingested = folder / "ingested"
     prep: dict = {}
     if kind == "real":
         source = SHARED / name
         text = source / ("u.data" if name == "ml-100k" else "ratings.csv")
-        if not (ingested / "ingest_report.json").exists():
+        if ingest and not (ingested / "ingest_report.json").exists():
             prep["ingest"] = timed(
                 ["./spark-submit.sh", "jobs/ingest.py", "--dataset", name, "--source", str(source), "--output", str(ingested)],
-                folder.parent / f"{name}-ingest.log",
+                folder / "ingest.log",
             )
         return ingested, text, prep
-    folder.mkdir(parents=True, exist_ok=True)
     report = ingested / "ingest_report.json"
     if not report.exists() or json.loads(report.read_text())["summary"]["ratings"] != ratings:
         prep["generate"] = timed(
@@ -321,7 +321,7 @@ def main(argv=None) -> int:
     results: dict = {}
     loads: list[float] = []
     for name in sizes:
-        ingested, text, prep = prepare(name, work)
+        ingested, text, prep = prepare(name, work, ingest="project" in pipelines)
         runs = args.runs if SIZES[name][1] < SHORT_RUN_RATINGS else 1
         results[name] = {p: [] for p in pipelines}
         for i in range(runs):

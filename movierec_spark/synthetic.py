@@ -52,7 +52,6 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark import schemas
 from movierec_spark.releases import HALF_STARS, RatingScale
 
 log = logging.getLogger(__name__)

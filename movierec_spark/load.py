@@ -45,6 +45,7 @@ from movierec_spark import columns as C
 from movierec_spark import io
 from movierec_spark import schemas
 from movierec_spark import validate as V
+from movierec_spark.download import resolve_source
 from movierec_spark.releases import (
     DEFAULT_RELEASE,
     LAYOUT_100K,
@@ -482,7 +483,7 @@ def load_release(
         links=tables.get("links"),
         users=tables.get("users"),
         rejects=rejects,
-        source=str(folder),
+        source=str(folder.resolve()),
         files={t: release.files[t] for t in checked},
         checked=checked,
         missing=tuple(missing),
@@ -531,33 +532,50 @@ def load_ingested(spark: SparkSession, path: str | Path) -> LoadedRelease:
 # --- sources ---
 
 
-def resolve_folder(release: Release, source: str | Path | None, cache_dir: str | Path | None) -> Path:
-    """The folder holding ``release``'s files, given ``--source`` (folder sources only)."""
-    if source is None or str(source) == "":
-        raise MovieRecError(
-            f"no --source given for {release.name}; pass the release's unpacked folder with --source PATH"
-        )
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise MovieRecError(f"--source {path} does not exist; give the release's folder")
-    if not path.is_dir():
-        raise MovieRecError(f"--source {path} is not a folder; unpack the zip and pass its folder")
-    inner = path / release.folder
-    return inner if inner.is_dir() else path
+def _partial_folder(release: Release, source: Path) -> Path:
+    """The folder under ``source`` that has at least the movies file (``--partial``)."""
+    movies = release.files["movies"]
+    for candidate in (source, source / release.folder, source / release.name):
+        if (candidate / movies).is_file():
+            return candidate.absolute()
+    raise MovieRecError(
+        f"{source} holds no {release.name} files (not even {movies}); point --source at the release's folder"
+    )
+
+
+def resolve_release_folder(release: Release, data_cfg: Mapping[str, Any], *, partial: bool = False) -> Path:
+    """The local folder with ``release``'s files, from ``[data]`` ``source`` and ``cache_dir``.
+
+    A folder, a GroupLens zip, or nothing (download into the cache); see
+    :func:`movierec_spark.download.resolve_source`. With ``partial``, a
+    folder source only needs the movies file.
+    """
+    source = data_cfg.get("source") or None
+    if partial and source is not None and Path(source).expanduser().is_dir():
+        return _partial_folder(release, Path(source).expanduser())
+    allow = True if data_cfg.get("allow_unverified_download") else None
+    return resolve_source(release, source, data_cfg.get("cache_dir") or None, allow_unverified=allow)
 
 
 def load_data(spark: SparkSession, data_cfg: Mapping[str, Any], *, partial: bool = False) -> LoadedRelease:
     """The tables a job works on, as the merged config's ``[data]`` section says.
 
     Keys: ``ingested_dir`` (read ingest's Parquet output; wins over the
-    rest), else ``dataset`` (a release name), ``source`` (its zip or folder;
-    absent: download into ``cache_dir``).
+    rest), else ``dataset`` (a release name) and ``source`` (its folder or
+    GroupLens zip; absent: downloaded into ``cache_dir``, see
+    :mod:`movierec_spark.download`). Every job that reads ratings calls this.
+
+    Examples
+    --------
+    >>> loaded = load_data(spark, {"dataset": "ml-100k", "source": "../shared/data/movielens"})  # doctest: +SKIP
+    >>> loaded.ratings.count(), loaded.scale.values()[:2]  # doctest: +SKIP
+    (100000, [1.0, 2.0])
     """
     ingested = data_cfg.get("ingested_dir")
     if ingested:
         return load_ingested(spark, ingested)
     release = get_release(data_cfg.get("dataset") or DEFAULT_RELEASE)
-    folder = resolve_folder(release, data_cfg.get("source"), data_cfg.get("cache_dir"))
+    folder = resolve_release_folder(release, data_cfg, partial=partial)
     log.info("loading %s from %s", release.name, folder)
     return load_release(spark, release, folder, partial=partial)
 

@@ -551,10 +551,20 @@ def resolve_release_folder(release: Release, data_cfg: Mapping[str, Any], *, par
     folder source only needs the movies file.
     """
     source = data_cfg.get("source") or None
-    if partial and source is not None and Path(source).expanduser().is_dir():
+    folder_source = source is not None and Path(source).expanduser().is_dir()
+    if partial and folder_source:
         return _partial_folder(release, Path(source).expanduser())
     allow = True if data_cfg.get("allow_unverified_download") else None
-    return resolve_source(release, source, data_cfg.get("cache_dir") or None, allow_unverified=allow)
+    try:
+        return resolve_source(release, source, data_cfg.get("cache_dir") or None, allow_unverified=allow)
+    except MovieRecError as exc:
+        if not folder_source:
+            raise
+        try:
+            _partial_folder(release, Path(source).expanduser())
+        except MovieRecError:
+            raise exc from None
+        raise MovieRecError(f"{exc} (jobs/ingest.py --partial ingests only the tables present)") from None
 
 
 def load_data(spark: SparkSession, data_cfg: Mapping[str, Any], *, partial: bool = False) -> LoadedRelease:

@@ -24,15 +24,7 @@ from movierec_spark.load import (
     load_release,
 )
 from movierec_spark.releases import get_release
-
-
-def write_files(folder: Path, files: dict[str, list[str] | bytes], *, encoding="utf-8", newline="\n") -> Path:
-    """Write each file as lines joined by ``newline`` (or as raw bytes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        data = content if isinstance(content, bytes) else "".join(line + newline for line in content).encode(encoding)
-        (folder / name).write_bytes(data)
-    return folder
+from tests.release_files import write_files
 
 
 def rejects_by_raw(loaded) -> dict[tuple[str, str], str]:

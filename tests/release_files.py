@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -12,3 +13,15 @@ def write_files(folder: Path, files: dict[str, list[str] | bytes], *, encoding="
         data = content if isinstance(content, bytes) else "".join(line + newline for line in content).encode(encoding)
         (folder / name).write_bytes(data)
     return folder
+
+
+@contextmanager
+def parsed_once(loaded):
+    """Persist a LoadedRelease's checked frames while a test asks several questions of it."""
+    for df in loaded.checked.values():
+        df.persist()
+    try:
+        yield loaded
+    finally:
+        for df in loaded.checked.values():
+            df.unpersist()

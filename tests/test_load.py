@@ -24,7 +24,7 @@ from movierec_spark.load import (
     load_release,
 )
 from movierec_spark.releases import get_release
-from tests.release_files import write_files
+from tests.release_files import parsed_once, write_files
 
 
 def rejects_by_raw(loaded) -> dict[tuple[str, str], str]:
@@ -69,7 +69,8 @@ def csv_release(spark, tmp_path_factory):
     write_files(folder, {"movies.csv": CSV_MOVIES, "links.csv": [
         "movieId,imdbId,tmdbId", "1,0114709,862", "2,0112346,",
     ]})  # fmt: skip
-    return load_release(spark, get_release("ml-latest-small"), folder)
+    with parsed_once(load_release(spark, get_release("ml-latest-small"), folder)) as loaded:
+        yield loaded
 
 
 def test_csv_movies_quoted_titles_years_and_genres(spark, csv_release):
@@ -156,7 +157,8 @@ def damaged_csv(spark, tmp_path_factory):
     # One line whose bytes are not UTF-8.
     with (folder / "ratings.csv").open("ab") as fh:
         fh.write(b"1,2,\xff4.0,964982703\n")
-    return load_release(spark, get_release("ml-latest-small"), folder)
+    with parsed_once(load_release(spark, get_release("ml-latest-small"), folder)) as loaded:
+        yield loaded
 
 
 def test_every_reason_is_given_to_the_right_line(damaged_csv):
@@ -245,7 +247,8 @@ def ml100k(spark, tmp_path_factory):
         "u.user": ["196|49|M|writer|55105", "186|39|F|executive|00000", "22|25|X|writer|40206",
                    "23|30|M|astronaut|40206", "24|0|M|writer|40206"],
     }, encoding="latin-1")  # fmt: skip
-    return load_release(spark, get_release("ml-100k"), folder)
+    with parsed_once(load_release(spark, get_release("ml-100k"), folder)) as loaded:
+        yield loaded
 
 
 def test_ml100k_latin1_items_genre_flags_and_users(spark, ml100k):
@@ -300,7 +303,11 @@ def test_ml1m_latin1_dat_with_users(spark, tmp_path):
         "users.dat": ["1::F::1::10::48067", "2::M::56::16::70072", "3::M::19::15::55117",
                       "4::M::25::21::55117"],
     }, encoding="latin-1")  # fmt: skip
-    loaded = load_release(spark, get_release("ml-1m"), folder)
+    with parsed_once(load_release(spark, get_release("ml-1m"), folder)) as loaded:
+        check_ml1m(spark, loaded)
+
+
+def check_ml1m(spark, loaded):
     movies = spark.createDataFrame(
         [
             (1, "Toy Story", 1995, ["Animation", "Children's", "Comedy"]),
@@ -336,7 +343,11 @@ def test_ml10m_utf8_dat_half_stars_and_tags_with_crlf(spark, tmp_path):
         "tags.dat": ["15::1::excellent! :: really::1215184630", "15::5::Christmas::1215184631"],
     }, newline="\r\n")  # fmt: skip
     # A parent folder works as the source: the release folder inside it is found.
-    loaded = load_data(spark, {"dataset": "ml-10m", "source": str(folder.parent)})
+    with parsed_once(load_data(spark, {"dataset": "ml-10m", "source": str(folder.parent)})) as loaded:
+        check_ml10m(spark, loaded)
+
+
+def check_ml10m(spark, loaded):
     assertDataFrameEqual(
         loaded.movies,
         spark.createDataFrame(

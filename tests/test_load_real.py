@@ -8,18 +8,14 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.load import ML100K_GENRES, ML100K_OCCUPATIONS, ingest_report, load_data
+from tests.release_files import parsed_once
 
 pytestmark = pytest.mark.slow
 
 
 def _report(loaded):
-    for df in loaded.checked.values():
-        df.persist()
-    try:
+    with parsed_once(loaded):
         return ingest_report(loaded)
-    finally:
-        for df in loaded.checked.values():
-            df.unpersist()
 
 
 def test_ml_latest_small_folder(spark, movielens_dir):

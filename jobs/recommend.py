@@ -27,10 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from movierec_spark import MovieRecError, cli
-from movierec_spark import columns as C
 from movierec_spark.config import Config
 
 log = logging.getLogger("jobs.recommend")
@@ -71,18 +68,6 @@ def validate(cfg: Config) -> None:
         raise MovieRecError("no output folder: pass --output DIR")
 
 
-def resolved_lines(ratings, ids: dict[str, int]) -> pd.DataFrame:
-    """One row per custom rating: the line, what was typed and what it matched."""
-    return pd.DataFrame(
-        [
-            {"line": r.line, C.USER: r.user, C.USER_ID: ids[r.user], "movie": r.movie,
-             C.MOVIE_ID: r.movie_id, "matched_title": r.title, C.RATING: r.rating}
-            for r in ratings
-        ],
-        columns=["line", C.USER, C.USER_ID, "movie", C.MOVIE_ID, "matched_title", C.RATING],
-    )
-
-
 def run(spark, cfg: Config) -> int:
     from movierec_spark import custom, io
     from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
@@ -114,7 +99,7 @@ def run(spark, cfg: Config) -> int:
     with timer.stage("write"), io.staged_output(output) as staging:
         table.write.parquet(str(staging / "top_n"))
         io.write_csv(staging / "top_n.csv", for_csv(frame))
-        io.write_csv(staging / "custom_ratings.csv", resolved_lines(ratings, ids))
+        io.write_csv(staging / "custom_ratings.csv", custom.resolved_table(ratings, first_id))
         io.write_json(
             staging / "report.json",
             {

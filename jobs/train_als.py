@@ -7,17 +7,24 @@ the models named in ``[evaluate] models`` -- the global mean and damped-bias
 baselines, biased ALS (biases plus ALS on their residuals), ALS with
 implicit preferences for top-N ranking, and a popularity ranking baseline --
 evaluates each on the test split, recommends top-N unseen movies for the
-users of ``conf/custom_ratings.csv``, and writes to ``--output DIR``:
+people in ``conf/custom_ratings.csv`` (movies by id or title; folded into
+the biased ALS model, or refitted with ``--custom-method retrain``), and
+writes to ``--output DIR``:
 
     metrics.json            per model: rmse, mae, r2 (all test rows and the
                             warm subset ALS itself scores), precision/recall/
                             ndcg/map@K, coverage@K, parameters, seed; the
                             dataset, split, row counts incl. cold start, and
                             wall time per stage
-    model/                  the biased ALS model (RecommenderModel.load)
+    model/                  the biased ALS model (RecommenderModel.load), with
+                            catalog/: the movies and their rating counts that
+                            jobs/recommend.py and jobs/similar.py need
     models/<name>/          every fitted model
     predictions_sample.csv  test rows with each model's prediction
-    recommendations.csv     top-N for the custom users, with titles
+    recommendations/        Parquet: top-N per custom user (columns as
+                            jobs/recommend.py's top_n/)
+    recommendations.csv     the same as CSV
+    custom_ratings.csv      each custom rating and the movie it matched
 
 Same data, same flags, same seed: same split and same metrics.
 """
@@ -144,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.positive_int,
                  help="recommendations per custom user")
     cli.add_flag(evaluate, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
-                 help="CSV user,movie,rating of people to recommend for; empty: none")
+                 help="CSV user,movie,rating (movie: id or title) of people to recommend for; empty: none")
+    cli.add_flag(evaluate, "--custom-method", "recommend.method", choices=("foldin", "retrain"), metavar="HOW",
+                 help="foldin: solve the custom users against the fitted model; retrain: refit with their ratings")
+    cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+                 help="fewest ratings a recommended movie must have")
     cli.add_flag(evaluate, "--output", "train_als.output", metavar="DIR", help="output folder")
     return parser
 
@@ -235,10 +246,10 @@ def validate(cfg: Config) -> None:
         value = evaluate.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "k" else 0):
             raise MovieRecError(f"[evaluate] {key} must be a whole number of {1 if key == 'k' else 0} or more, got {value!r}")
+    from movierec_spark.personal import RecommendSettings
+
     recommend = _section(cfg, "recommend")
-    top_n = recommend.get("top_n")
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
-        raise MovieRecError(f"[recommend] top_n must be a whole number of 1 or more, got {top_n!r}")
+    RecommendSettings.from_config(recommend)
     custom = recommend.get("custom_ratings_file")
     if custom and not Path(custom).expanduser().is_file():
         raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
@@ -334,61 +345,48 @@ def evaluate_model(name: str, model, train, flagged_test, k: int) -> dict[str, A
     return result
 
 
-def recommend_for_custom_users(spark, cfg: Config, ratings, movies, scale):
-    """Top-N unseen movies for the people in the custom ratings file.
+def read_custom_users(cfg: Config, catalog, scale):
+    """The custom ratings file, checked and matched to movies (None without a file).
 
-    Minimal on purpose: their ratings join the release's under fresh user ids
-    (above the largest one, so none collide) and biased ALS is refitted on
-    everything. Returns ``user, rank, movie_id, title, prediction`` or None.
+    Read before any model is fitted, so a bad line costs seconds, not a fit.
+    Returns ``(ratings, title index)``.
     """
-    from pyspark.sql import functions as F
-
-    from movierec_spark import io
-    from movierec_spark.fit import fit_biased_als
-    from movierec_spark.recommend import top_n_unseen, with_titles
+    from movierec_spark import custom
+    from movierec_spark.titles import TitleIndex
 
     path = _section(cfg, "recommend").get("custom_ratings_file")
     if not path:
-        return None
-    rows = io.read_custom_ratings(path)
-    if not rows:
-        raise MovieRecError(f"custom ratings file {path} has no ratings")
-    allowed = set(scale.values())
-    bad = [(user, movie, rating) for user, movie, rating in rows if round(rating, 4) not in allowed]
-    if bad:
-        raise MovieRecError(
-            f"{path}: rating {bad[0][2]} of movie {bad[0][1]} is not on this release's scale "
-            f"{scale.low:g}..{scale.high:g} in steps of {scale.step:g}"
-        )
-    known = {r[C.MOVIE_ID] for r in movies.filter(F.col(C.MOVIE_ID).isin([m for _, m, _ in rows])).select(C.MOVIE_ID).collect()}
-    unknown = sorted({m for _, m, _ in rows} - known)
-    if unknown:
-        raise MovieRecError(f"{path}: movie id(s) {', '.join(map(str, unknown[:10]))} are not in this release's movies")
-    max_user = ratings.agg(F.max(C.USER_ID)).first()[0] or 0
-    names = sorted({user for user, _, _ in rows})
-    if max_user + len(names) > 2**31 - 1:
-        raise MovieRecError("no free user ids left for the custom users (ALS ids must fit in 32 bits)")
-    ids = {name: max_user + 1 + i for i, name in enumerate(names)}
-    custom = spark.createDataFrame(
-        [(ids[user], movie, float(rating)) for user, movie, rating in rows],
-        f"{C.USER_ID} int, {C.MOVIE_ID} int, {C.RATING} float",
-    )
-    everything = ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).unionByName(custom)
-    model = fit_biased_als(everything, scale, als_params(cfg), bias_params(cfg))
-    top = top_n_unseen(
-        model,
-        custom.select(C.USER_ID),
-        ratings.select(C.MOVIE_ID).distinct(),
-        custom,
-        int(cfg["recommend"]["top_n"]),
-    )
-    user_names = spark.createDataFrame([(i, n) for n, i in ids.items()], f"{C.USER_ID} int, user string")
-    return (
-        with_titles(top, movies)
-        .join(user_names, on=C.USER_ID, how="inner")
-        .select("user", C.RANK, C.MOVIE_ID, C.TITLE, C.PREDICTION)
-        .orderBy("user", C.RANK)
-    )
+        return None, None
+    index = TitleIndex.from_frame(catalog)
+    ratings = custom.read_custom_ratings(path, index, scale)
+    for line in custom.describe(ratings):
+        log.info("%s", line)
+    return ratings, index
+
+
+def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale):
+    """Top-N tables of the custom users (movierec_spark.personal), and their first user id.
+
+    ``[recommend] method``: ``foldin`` solves each custom user against the
+    fitted model's fixed movies; ``retrain`` refits the model on the
+    training ratings plus theirs (same parameters and seed).
+    """
+    from movierec_spark import fit
+    from movierec_spark.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
+
+    settings = RecommendSettings.from_config(_section(cfg, "recommend"))
+    recommender = CustomRecommender(spark, model, catalog, settings, _index=index)
+    first_id = recommender.next_user_id()
+    custom_df = recommender.custom_frame(custom_ratings, first_id).cache()
+    if settings.method == METHOD_RETRAIN:
+        if model.als is not None:
+            refit = lambda everything: fit.fit_biased_als(everything, scale, als_params(cfg), bias_params(cfg))  # noqa: E731
+        else:
+            refit = lambda everything: fit.fit_bias_model(everything, scale, bias_params(cfg))  # noqa: E731
+        scorer = recommender.retrained(custom_df, refit, train)
+    else:
+        scorer = recommender.fold_in(custom_df)
+    return recommender.top_n(custom_df, scorer=scorer), first_id
 
 
 def predictions_sample(models: dict[str, Any], flagged_test, movies, n: int):
@@ -443,9 +441,12 @@ def _checkpoint_dir(spark, cfg: Config) -> tuple[str, str | None]:
 
 
 def run(spark, cfg: Config) -> int:
+    from movierec_spark import custom
     from movierec_spark import evaluate as E
     from movierec_spark import io
+    from movierec_spark.catalog import build_catalog
     from movierec_spark.progress import StageTimer
+    from movierec_spark.tables import for_csv, format_top_n
 
     started = time.perf_counter()
     timer = StageTimer()
@@ -456,6 +457,9 @@ def run(spark, cfg: Config) -> int:
         with timer.stage("load"):
             loaded = load_release(spark, cfg)
             ratings, movies, scale = loaded.ratings, loaded.movies, loaded.scale
+        with timer.stage("custom ratings"):
+            catalog = build_catalog(movies, ratings).cache()
+            custom_ratings, title_index = read_custom_users(cfg, catalog, scale)
         with timer.stage("split"):
             split, rejected = make_split(spark, cfg, loaded)
             train = split.train.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
@@ -483,9 +487,19 @@ def run(spark, cfg: Config) -> int:
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
             sample = predictions_sample(models, flagged_test, movies, sample_rows) if sample_rows else None
-        with timer.stage("recommend"):
-            recs = recommend_for_custom_users(spark, cfg, ratings, movies, scale)
-            recs_table = recs.toPandas() if recs is not None else None
+        recs = recs_table = resolved = None
+        # The biased ALS model recommends; without it (--models), the bias baseline.
+        recommender_model = models.get(PRIMARY) or models.get(BIAS)
+        if custom_ratings and recommender_model is None:
+            log.warning("no als or bias model among --models: no recommendations for the custom users")
+        elif custom_ratings:
+            with timer.stage("recommend"):
+                recs, first_id = recommend_for_custom_users(
+                    spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale
+                )
+                recs = recs.cache()
+                recs_table = recs.toPandas()
+                resolved = custom.resolved_table(custom_ratings, first_id)
 
         metrics = {
             "dataset": loaded.name,
@@ -504,10 +518,13 @@ def run(spark, cfg: Config) -> int:
                     model.save(staging / "models" / name)
             if PRIMARY in models:
                 models[PRIMARY].save(staging / "model")
+                io.write_catalog(catalog, staging / "model")
             if sample is not None:
                 io.write_csv(staging / "predictions_sample.csv", sample)
             if recs_table is not None:
-                io.write_csv(staging / "recommendations.csv", recs_table)
+                io.write_table(recs, staging / "recommendations")
+                io.write_csv(staging / "recommendations.csv", for_csv(recs_table))
+                io.write_csv(staging / "custom_ratings.csv", resolved)
             metrics["stages"] = dict(timer.seconds)
             metrics["wall_seconds"] = time.perf_counter() - started
             io.write_json(staging / "metrics.json", metrics)
@@ -518,8 +535,8 @@ def run(spark, cfg: Config) -> int:
             shutil.rmtree(tmp_checkpoints, ignore_errors=True)
 
     if recs_table is not None:
-        print(f"\nTop {cfg['recommend']['top_n']} unseen movies for the custom users:")
-        print(recs_table.to_string(index=False))
+        print()
+        print(format_top_n(recs_table))
     print(f"\nTest metrics ({counts['test_rows']} ratings, K={k}), written to {output}:")
     print(format_table(metrics, k))
     return cli.EXIT_OK

@@ -4,7 +4,8 @@ Recommending needs titles, years and genres to show, and per-movie rating
 counts to keep obscure movies out of top-N lists; a saved ALS model holds
 neither. ``jobs/train_als.py`` therefore saves the catalog beside the model
 (``MODEL_DIR/catalog/``, see :func:`movierec_spark.io.write_catalog`), built
-from the ratings the model was trained on, and ``jobs/recommend.py`` /
+from the release's movies and all its ratings (``num_ratings`` is how many
+people rated the movie in the release), and ``jobs/recommend.py`` /
 ``jobs/similar.py`` / the notebook read it from there. A model saved without
 one gets it rebuilt from the release named by the data flags.
 

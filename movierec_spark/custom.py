@@ -228,6 +228,16 @@ def custom_ratings_frame(spark: SparkSession, ratings: Sequence[CustomRating], f
     return spark.createDataFrame(rows, CUSTOM_RATINGS)
 
 
+def resolved_table(ratings: Sequence[CustomRating], first_user_id: int):
+    """A pandas table of every rating: its line, what was typed, what it matched, the user's id."""
+    import pandas as pd
+
+    ids = user_ids(ratings, first_user_id)
+    columns = ["line", C.USER, C.USER_ID, "movie", C.MOVIE_ID, "matched_title", C.RATING]
+    rows = [(r.line, r.user, ids[r.user], r.movie, r.movie_id, r.title, r.rating) for r in ratings]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def describe(ratings: Sequence[CustomRating]) -> list[str]:
     """One line per rating saying what each typed movie was matched to."""
     out = []

@@ -318,47 +318,6 @@ def write_csv(path: str | Path, frame: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_custom_ratings(path: str | Path) -> list[tuple[str, int, float]]:
-    """Rows ``(user, movie, rating)`` of a custom ratings CSV (header ``user,movie,rating``).
-
-    ``user`` is any name, ``movie`` a MovieLens movie id. A missing file, a
-    missing column or an unparseable value is a MovieRecError naming the line.
-    """
-    import csv
-
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = {"user", "movie", "rating"} - set(reader.fieldnames or [])
-            if missing:
-                raise MovieRecError(
-                    f"{path} must have a header with columns user, movie, rating (missing: {', '.join(sorted(missing))})"
-                )
-            rows = []
-            for line_no, row in enumerate(reader, start=2):
-                user = (row["user"] or "").strip()
-                try:
-                    movie = int((row["movie"] or "").strip())
-                    rating = float((row["rating"] or "").strip())
-                except ValueError:
-                    raise MovieRecError(
-                        f"{path} line {line_no}: movie must be a whole number and rating a number, "
-                        f"got movie={row['movie']!r} rating={row['rating']!r}"
-                    ) from None
-                if not user:
-                    raise MovieRecError(f"{path} line {line_no}: the user column is empty")
-                rows.append((user, movie, rating))
-    except FileNotFoundError:
-        raise MovieRecError(f"custom ratings file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise MovieRecError(f"custom ratings file {path} is not UTF-8 text") from None
-    return rows
-
-
-# --- custom ratings and the catalog saved beside a model ---
-
-
 def read_small_csv(path: str | Path, what: str = "file") -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and data rows of a small hand-written CSV file, with line numbers.
 

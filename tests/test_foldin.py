@@ -10,6 +10,7 @@ from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.foldin import FoldInSettings, fold_in, nnls, solve_user
 from movierec_spark.model import KIND_IMPLICIT
+from movierec_spark.releases import HALF_STARS
 from tests.tiny_models import ITEM_FACTORS
 from tests.tiny_models import tiny_model as _tiny_model
 
@@ -115,3 +116,41 @@ def test_fold_in_clips_to_the_scale_but_keeps_the_raw_score(spark):
     folded = fold_in(model, ratings)
     row = folded.predict(spark.createDataFrame([(100, 40)], "user_id int, movie_id int"), score_col="s").first()
     assert row.prediction == 5.0 and row.s > 5.0
+
+
+# --- against Spark's own ALS ---
+
+
+def _model_users(model):
+    biases = {r.user_id: r.user_bias for r in model.user_bias.collect()}
+    factors = {r.id: np.array(r.features) for r in model.als.userFactors.collect()}
+    return biases, factors
+
+
+def test_folding_training_users_back_in_reproduces_their_als_solution(spark, tmp_path_factory):
+    """ALS updates users last in every iteration: same objective, same answer."""
+    from movierec_spark.model import RecommenderModel
+    from tests.tiny_models import saved_trained_model, trained_ratings
+
+    model = RecommenderModel.load(spark, saved_trained_model(spark, tmp_path_factory))
+    some = trained_ratings(spark).filter(F.col(C.USER_ID) <= 6)
+    folded = {r.user_id: r for r in fold_in(model, some).users.collect()}
+    biases, factors = _model_users(model)
+    assert set(folded) == set(range(1, 7))
+    for user, row in folded.items():
+        assert row.user_bias == pytest.approx(biases[user], abs=1e-9)
+        np.testing.assert_allclose(row.features, factors[user], atol=1e-5)
+
+
+def test_implicit_fold_in_reproduces_implicit_als(spark):
+    from movierec_spark.fit import AlsParams, fit_implicit_als
+    from tests.tiny_models import trained_ratings
+
+    ratings = trained_ratings(spark)
+    params = AlsParams(rank=3, max_iter=6, reg_param=0.05, alpha=2.0, num_user_blocks=2, num_item_blocks=2)
+    model = fit_implicit_als(ratings, HALF_STARS, params, confidence="rating")
+    folded = {r.user_id: r for r in fold_in(model, ratings.filter(F.col(C.USER_ID) <= 4)).users.collect()}
+    factors = {r.id: np.array(r.features) for r in model.als.userFactors.collect()}
+    for user, row in folded.items():
+        assert row.user_bias == 0.0
+        np.testing.assert_allclose(row.features, factors[user], atol=1e-4)

@@ -188,8 +188,11 @@ class CustomRecommender:
         return fold_in(self.model, custom_df)
 
     def top_n(self, custom_df: DataFrame, scorer=None, n: int | None = None,
-              min_ratings: int | None = None) -> DataFrame:
-        """The top-N table of the custom users (scored by fold-in unless ``scorer`` is given)."""
+              min_ratings: int | None = None, content_weight: float | None = None) -> DataFrame:
+        """The top-N table of the custom users (scored by fold-in unless ``scorer`` is given).
+
+        ``n``, ``min_ratings`` and ``content_weight`` default to the settings.
+        """
         scorer = self.fold_in(custom_df) if scorer is None else scorer
         return top_n_table(
             scorer,
@@ -198,7 +201,7 @@ class CustomRecommender:
             n or self.settings.top_n,
             self.settings.min_ratings if min_ratings is None else min_ratings,
             self.settings.liked_rating,
-            self.settings.content_weight,
+            self.settings.content_weight if content_weight is None else content_weight,
         )
 
     def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],

@@ -54,7 +54,9 @@ def world(spark, movielens_dir):
     cfg = load_config()
     data = load_data(spark, {"dataset": "ml-latest-small", "source": str(movielens_dir / "ml-latest-small")})
     ratings = data.ratings.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
-    als, bias = AlsParams.from_config(cfg["als"]), BiasParams.from_config(cfg.get("bias", {}))
+    # The shipped parameters, with ALS blocks sized to the test session's 2 cores.
+    als = AlsParams.from_config(cfg["als"]).with_(num_user_blocks=2, num_item_blocks=2)
+    bias = BiasParams.from_config(cfg.get("bias", {}))
     model = fit_biased_als(ratings, data.scale, als, bias)
     catalog = build_catalog(data.movies, ratings)
     recommender = CustomRecommender(spark, model, catalog.cache(), RecommendSettings(top_n=N))
@@ -85,16 +87,34 @@ def test_top_10s_are_unseen_popular_enough_and_complete(world):
     assert set(zip(table[C.USER], table[C.BECAUSE_MOVIE_ID])) <= liked
 
 
-def test_top_10s_are_mostly_the_persona_genre_or_era(world):
-    table = world["table"]
+def _shares(table) -> dict[str, float]:
     rows = {user: table[table[C.USER] == user].to_dict("records") for user in PERSONAS}
-    horror = _share(rows["horror fan"], lambda r: "Horror" in r[C.GENRES])
-    animation = _share(rows["animation fan"], lambda r: "Animation" in r[C.GENRES])
-    classics = _share(rows["1950s classics fan"], lambda r: 1940 <= r[C.YEAR] <= 1969)
-    print(f"\nshares: horror {horror:.1f}, animation {animation:.1f}, 1940-1969 {classics:.1f}\n")
-    print(format_top_n(table))
-    # "Mostly": more than half. Measured with the shipped defaults: 0.9, 0.8, 0.8.
-    assert horror >= 0.6 and animation >= 0.6 and classics >= 0.6
+    return {
+        "horror fan": _share(rows["horror fan"], lambda r: "Horror" in r[C.GENRES]),
+        "1950s classics fan": _share(rows["1950s classics fan"], lambda r: 1940 <= r[C.YEAR] <= 1969),
+        "animation fan": _share(rows["animation fan"], lambda r: "Animation" in r[C.GENRES]),
+    }
+
+
+def test_top_10s_are_mostly_the_persona_genre_or_era(world):
+    """Horror films for the horror fan, 1940-1969 for the 1950s fan, animation for the animation fan."""
+    shares = _shares(world["table"])
+    print(f"\nshares of the persona's genre or era: {shares}\n")
+    print(format_top_n(world["table"]))
+    # "Mostly": more than half. Measured: 0.8 each.
+    assert min(shares.values()) >= 0.6
+
+
+def test_predicted_rating_alone_would_miss_the_genre(world):
+    """Why [recommend] content_weight exists: without it the lists are everybody's favourites."""
+    recommender, custom_df = world["recommender"], world["custom"]
+    plain = recommender.top_n(custom_df, scorer=world["folded"], content_weight=0.0).toPandas()
+    shares, boosted = _shares(plain), _shares(world["table"])
+    print(f"\nshares ranked by predicted rating alone: {shares}")
+    assert sum(shares.values()) < sum(boosted.values())
+    # The predicted ratings shown are the same either way.
+    both = plain.merge(world["table"], on=[C.USER_ID, C.MOVIE_ID], suffixes=("_plain", "_boosted"))
+    assert np.allclose(both["prediction_plain"], both["prediction_boosted"])
 
 
 def test_fold_in_agrees_with_retraining(spark, world):
@@ -125,7 +145,7 @@ def test_fold_in_agrees_with_retraining(spark, world):
         overlaps.append(len(a & b) / N)
     print(f"\nfold-in vs retrain: rmse {rmse:.3f}, max |diff| {difference.abs().max():.3f}, "
           f"top-{N} overlap {overlaps}")
-    # Measured: rmse 0.008, max |diff| 0.047, overlaps 1.0, 0.9, 1.0.
+    # Measured: rmse 0.008, max |diff| 0.064, overlaps 1.0, 1.0, 1.0.
     assert rmse <= 0.03 and difference.abs().max() <= 0.15
     assert min(overlaps) >= 0.7
 

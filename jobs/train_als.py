@@ -90,11 +90,9 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_split_flags(parser: argparse.ArgumentParser) -> None:
+    """The split flags (``[split]`` keys); jobs/tune_als.py shares them."""
     from movierec_spark.split import METHODS
-
-    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
-    cli.add_data_flags(parser)
 
     split = parser.add_argument_group("split")
     cli.add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
@@ -108,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         split, "--test-ratings", "split.test_ratings_file", metavar="PATH",
         help="predefined split: test ratings in the release's format (e.g. ml-100k u1.test)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
+    cli.add_data_flags(parser)
+    add_split_flags(parser)
 
     model = parser.add_argument_group("models")
     model.add_argument(
@@ -202,9 +206,8 @@ def split_method(cfg: Config) -> str:
     return section.get("method", "random")
 
 
-def validate(cfg: Config) -> None:
-    """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.fit import CONFIDENCES
+def validate_data_and_split(cfg: Config) -> None:
+    """Refuse bad ``[data]`` and ``[split]`` values (jobs/tune_als.py shares this)."""
     from movierec_spark.releases import get_release
     from movierec_spark.split import METHODS
 
@@ -233,6 +236,12 @@ def validate(cfg: Config) -> None:
     if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
         raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
 
+
+def validate(cfg: Config) -> None:
+    """Refuse bad values with one line before any JVM starts."""
+    from movierec_spark.fit import CONFIDENCES
+
+    validate_data_and_split(cfg)
     als_params(cfg).validate()
     implicit_params(cfg).validate()
     bias_params(cfg).validate()

@@ -166,6 +166,14 @@ def make_estimator(cfg: Config, mode: str, scale):
     return est
 
 
+def fixed_params(estimator, mode: str) -> dict[str, Any]:
+    """The estimator's settings that the grid does not vary (blocks, seed, ...)."""
+    from movierec_spark.tune import GRID_PARAMS
+
+    varied = {p.estimator_param for p in GRID_PARAMS[mode].values()}
+    return {p.name: v for p, v in estimator.extractParamMap().items() if p.name not in varied}
+
+
 def make_evaluator(mode: str, k: int):
     """The evaluator and the leaderboard's name for its metric."""
     from pyspark.ml.evaluation import RankingEvaluator, RegressionEvaluator
@@ -287,7 +295,7 @@ def run(spark, cfg: Config, command: str = "") -> int:
             "larger_is_better": evaluator.isLargerBetter(),
             "k": k if mode == "implicit" else None,
             "grid": grid,
-            "fixed": {name: value for name, value in estimator.extractParamMap().items()},
+            "fixed": fixed_params(estimator, mode),
             "leaderboard": rows,
             "best": best_cfg,
             "best_metric": best[metric_name],
@@ -295,7 +303,6 @@ def run(spark, cfg: Config, command: str = "") -> int:
             "checkpoint_dir": checkpoint_dir,
             "spark": {"version": spark.version, "master": spark.sparkContext.master},
         }
-        summary["fixed"] = {p.name: v for p, v in summary["fixed"].items()}
         table = pd.DataFrame(rows)
         if METRIC_STD in table and std is None:
             table = table.drop(columns=[METRIC_STD])

@@ -187,6 +187,7 @@ def test_explicit_job_writes_sorted_leaderboard_and_a_best_toml_train_als_reads(
     parquet = spark.read.parquet(str(out / "leaderboard")).orderBy("place").toPandas()
     pd.testing.assert_frame_equal(parquet[csv.columns], csv, check_dtype=False)
     assert summary["metric"] == "rmse" and summary["larger_is_better"] is False
+    assert summary["fixed"]["numBlocks"] == 2 and "rank" not in summary["fixed"]
     # Tuned on the training part only.
     assert 0 < summary["train_rows"] < release.ratings.count() and summary["split"]["test_fraction"] == 0.3
 

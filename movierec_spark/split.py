@@ -7,14 +7,25 @@ every input row exactly once.
 
 Methods
 -------
-``random``
-    ``DataFrame.randomSplit`` with a seed, on a persisted input. Spark
-    samples each partition with a seeded generator after sorting it, so the
-    assignment of a row depends on the partition it sits in; an input that
-    is recomputed (a shuffle that lands rows differently, a lost cached
-    block) could put a row in both halves or in neither. Persisting first
-    pins the partitions, so ``train`` and ``test`` are computed from one
-    materialised copy.
+``random`` (the default)
+    Each row goes to test when a seeded hash of (seed, user, movie) falls in
+    the first ``test_fraction`` of the hash's range. The decision is made
+    per row, from the row alone, so it is deterministic by construction: the
+    same rows land in test whatever the partitioning, the order of the rows,
+    or how often Spark recomputes them (a lost executor, an evicted cached
+    block, a retried task). Nothing needs persisting, and no row can be in
+    both halves or in neither. The test share is ``test_fraction`` up to
+    sampling noise (a binomial draw, as with ``randomSplit``).
+``randomsplit``
+    ``DataFrame.randomSplit`` with a seed, on a persisted input: the seeded
+    ``randomSplit`` of earlier versions (and of MLlib examples), kept for
+    comparison with figures measured that way. Spark samples each partition
+    with a seeded generator after sorting it, so a row's half depends on
+    the partition it sits in and on its neighbours; an input that is
+    recomputed differently (a shuffle that lands rows elsewhere after an
+    executor is lost) could put a row in both halves or in neither.
+    Persisting first pins the partitions for as long as the cached blocks
+    survive, which is why ``random`` no longer relies on it.
 ``stratified``
     Per user: the same fraction of each user's ratings goes to test
     (``round(n * fraction)``, at least one rating kept in train). Which
@@ -43,10 +54,14 @@ from movierec_spark import columns as C
 log = logging.getLogger(__name__)
 
 RANDOM = "random"
+RANDOMSPLIT = "randomsplit"
 STRATIFIED = "stratified"
 CHRONOLOGICAL = "chronological"
 PREDEFINED = "predefined"
-METHODS = (RANDOM, STRATIFIED, CHRONOLOGICAL, PREDEFINED)
+METHODS = (RANDOM, RANDOMSPLIT, STRATIFIED, CHRONOLOGICAL, PREDEFINED)
+
+# Resolution of the hash split: fractions are honoured to 1e-6.
+_HASH_BUCKETS = 1_000_000
 
 _N = "_n_user"
 _POS = "_pos_in_user"
@@ -71,18 +86,48 @@ def _check_fraction(test_fraction: float) -> None:
         raise MovieRecError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
 
 
+def hash_bucket(seed: int):
+    """A row's bucket in ``[0, _HASH_BUCKETS)`` from a seeded hash of (user, movie).
+
+    Only the row's own ids and the seed go in, so the bucket is the same on
+    every evaluation, partition and executor.
+    """
+    return F.pmod(F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.MOVIE_ID)), F.lit(_HASH_BUCKETS))
+
+
 def random_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
-    """Seeded ``randomSplit`` of ``ratings`` into train and test.
+    """Seeded hash split: about ``test_fraction`` of the rows go to test.
+
+    Deterministic by construction (see the module docstring): no persist is
+    needed, and a recomputed partition gives the same rows. Which rows go to
+    test depends only on ``seed`` and each row's (user_id, movie_id); a
+    different seed gives a different, independent choice.
+
+    Examples
+    --------
+    >>> split = random_split(ratings, 0.2, seed=42)        # doctest: +SKIP
+    >>> split.train.count() + split.test.count() == ratings.count()  # doctest: +SKIP
+    True
+    """
+    _check_fraction(test_fraction)
+    in_test = hash_bucket(seed) < F.lit(int(round(test_fraction * _HASH_BUCKETS)))
+    return Split(ratings.where(~in_test), ratings.where(in_test), RANDOM, test_fraction, seed)
+
+
+def randomsplit_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
+    """Seeded ``DataFrame.randomSplit`` of ``ratings`` into train and test.
 
     The input is persisted (memory, spilling to disk) so that both halves
     come from the same materialised partitions; the caller may unpersist
-    ``ratings`` once ``train`` and ``test`` are cached or written.
+    ``ratings`` once ``train`` and ``test`` are cached or written. A row's
+    half depends on its partition, so prefer :func:`random_split` wherever
+    executors can be lost.
     """
     _check_fraction(test_fraction)
     if not ratings.storageLevel.useMemory and not ratings.storageLevel.useDisk:
         ratings = ratings.persist(StorageLevel.MEMORY_AND_DISK)
     train, test = ratings.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
-    return Split(train, test, RANDOM, test_fraction, seed)
+    return Split(train, test, RANDOMSPLIT, test_fraction, seed)
 
 
 def _seeded_order(seed: int):
@@ -129,9 +174,11 @@ def predefined_split(train: DataFrame, test: DataFrame) -> Split:
 
 
 def split_ratings(ratings: DataFrame, method: str, test_fraction: float, seed: int) -> Split:
-    """Dispatch on ``method`` (one of random, stratified, chronological)."""
+    """Dispatch on ``method`` (one of random, randomsplit, stratified, chronological)."""
     if method == RANDOM:
         return random_split(ratings, test_fraction, seed)
+    if method == RANDOMSPLIT:
+        return randomsplit_split(ratings, test_fraction, seed)
     if method == STRATIFIED:
         return stratified_split(ratings, test_fraction, seed)
     if method == CHRONOLOGICAL:

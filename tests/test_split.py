@@ -44,23 +44,47 @@ def test_random_split_is_a_partition_and_repeatable(spark):
     ratings = _ratings(spark)
     first = random_split(ratings, 0.3, seed=7)
     _assert_partition(ratings, first)
+    assert not ratings.is_cached  # deterministic by construction: nothing pinned
     second = random_split(_ratings(spark), 0.3, seed=7)
     assert _keys(first.test) == _keys(second.test)
     assert _keys(random_split(_ratings(spark), 0.3, seed=8).test) != _keys(first.test)
-    ratings.unpersist()
 
 
-def test_random_split_of_a_nondeterministic_input_neither_duplicates_nor_loses(spark):
-    # rand() without a seed is re-drawn on every evaluation: without the
-    # persist, train and test would be computed from two different orders.
-    noisy = (
-        spark.range(400)
-        .select((F.col("id") % 20 + 1).cast("int").alias("user_id"), F.col("id").cast("int").alias("movie_id"))
+def _many(spark, n=4000):
+    """n distinct (user, movie) rows, 40 users."""
+    return (
+        spark.range(n)
+        .select((F.col("id") % 40 + 1).cast("int").alias("user_id"), (F.col("id") + 1).cast("int").alias("movie_id"))
         .withColumn("rating", F.lit(3.0).cast("float"))
         .withColumn("timestamp", F.lit(0).cast("long"))
-        .orderBy(F.rand())
     )
-    split = random_split(noisy, 0.5, seed=1)
+
+
+def test_random_split_does_not_depend_on_partitioning_or_recomputation(spark):
+    """What a lost executor does to a split: the input recomputed, in another
+    partitioning and row order. The hash split gives the same rows; the
+    halves, evaluated separately from differently shuffled inputs, still
+    neither duplicate nor lose a row."""
+    base = _many(spark)
+    test_sets = []
+    for partitions in (1, 3, 7):
+        # rand() without a seed: a new order on every evaluation.
+        shuffled = base.repartition(partitions).orderBy(F.rand())
+        split = random_split(shuffled, 0.25, seed=11)
+        train, test = _keys(split.train), _keys(split.test)
+        assert len(train) + len(test) == 4000 and len(set(train) | set(test)) == 4000, partitions
+        test_sets.append(test)
+    assert test_sets[0] == test_sets[1] == test_sets[2]
+    # A binomial(4000, 0.25) share: sd 27 rows; 5 sd of slack.
+    assert abs(len(test_sets[0]) - 1000) < 140, len(test_sets[0])
+
+
+def test_randomsplit_of_a_nondeterministic_input_neither_duplicates_nor_loses(spark):
+    # The randomSplit method: without its persist, train and test would be
+    # computed from two different orders of this input.
+    noisy = _many(spark, 400).orderBy(F.rand())
+    split = split_ratings(noisy, "randomsplit", 0.5, 1)
+    assert split.method == "randomsplit"
     train, test = _keys(split.train), _keys(split.test)
     assert len(train) + len(test) == 400 and len(set(train) | set(test)) == 400
     noisy.unpersist()
@@ -101,7 +125,7 @@ def test_chronological_split_puts_each_users_latest_ratings_in_test(spark):
 
 def test_split_of_an_empty_table_is_empty(spark):
     empty = spark.createDataFrame([], SCHEMA)
-    for method in ("random", "stratified", "chronological"):
+    for method in ("random", "randomsplit", "stratified", "chronological"):
         split = split_ratings(empty, method, 0.2, 1)
         assert split.train.count() == 0 and split.test.count() == 0
 

@@ -64,6 +64,8 @@ def settings(cfg: Config) -> EdaSettings:
     output = section.get("output")
     if not isinstance(output, str) or not output.strip():
         raise MovieRecError("no output folder: pass --output DIR (config: [eda] output)")
+    from movierec_spark import io
+    io.check_job_paths(cfg.get("data"), output)
     damping = section.get("damping")
     if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 <= damping < math.inf:
         raise MovieRecError(f"[eda] damping must be a finite number 0 or more, got {damping!r}")
@@ -228,7 +230,11 @@ def explore_release(spark: Any, loaded: Any, eda: EdaSettings, timer: Any = None
             n_ratings = loaded.ratings.count()
             log.info("%s: %d ratings loaded", loaded.name, n_ratings)
             if n_ratings == 0:
-                log.warning("%s has no ratings; the report shows only what was rejected and missing", loaded.name)
+                rejected = loaded.rejects.count() if loaded.rejects is not None else 0
+                raise MovieRecError(
+                    f"{loaded.name} at {loaded.source or 'the cache'} has no valid ratings ({rejected} lines rejected); "
+                    "nothing to explore: check the ratings file (jobs/ingest.py lists rejected lines)"
+                )
         with timer.stage("aggregate"):
             arrow, listed = collect(aggregates(loaded, eda, keep), eda.max_listed_rows)
     finally:

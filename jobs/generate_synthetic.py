@@ -51,6 +51,7 @@ def spec_from_config(cfg: Config) -> SyntheticSpec:
 def validate(cfg: Config) -> None:
     if not cfg.get("synthetic", {}).get("output_dir"):
         raise MovieRecError("say where to write the tables: --output DIR")
+    io.check_output_dir(cfg["synthetic"]["output_dir"])
     validate_spec(spec_from_config(cfg))
 
 

@@ -58,7 +58,7 @@ def validate(cfg: Config) -> None:
     get_release(data.get("dataset") or "")
     if not cfg.get("ingest", {}).get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
-    io.check_output_dir(cfg["ingest"]["output"])
+    io.check_job_paths(data, cfg["ingest"]["output"])
 
 
 def _refuse_overlap(source: Path, output: Path) -> None:
@@ -90,13 +90,15 @@ def run(spark, cfg: Config) -> int:
     # Parse each file once: the tables, the rejects and the counts all read these.
     checked = [df.persist(StorageLevel.MEMORY_AND_DISK) for df in loaded.checked.values()]
     try:
+        # Counted first: an empty ratings table is refused before anything is written.
+        with timer.stage("count"):
+            report = load.ingest_report(loaded)
+        _refuse_no_ratings(report)
         with io.staged_output(output) as stage:
             with timer.stage("write tables"):
                 for name, table in loaded.tables().items():
                     io.write_table(table, stage / name)
                 io.write_table(loaded.rejects.coalesce(1), stage / "rejects")
-            with timer.stage("count"):
-                report = load.ingest_report(loaded)
             report.update(
                 output=str(output),
                 created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -109,6 +111,18 @@ def run(spark, cfg: Config) -> int:
     _warn_about(report)
     print(summary_text(report, output))
     return cli.EXIT_OK
+
+
+def _refuse_no_ratings(report: dict[str, Any]) -> None:
+    """An empty ratings table is a broken release, not an output to publish."""
+    ratings = report["tables"].get("ratings")
+    if ratings is not None and not ratings["loaded"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in ratings["rejected_by_reason"].items())
+        raise MovieRecError(
+            f"no ratings loaded from {ratings['file']}: {ratings['read']} lines read"
+            + (f", all rejected ({reasons})" if reasons else "")
+            + "; give a release whose ratings file has ratings"
+        )
 
 
 def _warn_about(report: dict[str, Any]) -> None:

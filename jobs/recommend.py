@@ -66,6 +66,8 @@ def validate(cfg: Config) -> None:
         raise MovieRecError(f"custom ratings file {ratings} does not exist")
     if not section.get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
+    from movierec_spark import io
+    io.check_job_paths(cfg.get("data"), section["output"])
 
 
 def run(spark, cfg: Config) -> int:

@@ -44,6 +44,8 @@ def validate(cfg: Config) -> None:
     check_model_dir(cfg.get("recommend", {}).get("model"))
     if not str(cfg.get("similar", {}).get("movie") or "").strip():
         raise MovieRecError("no movie: pass --movie TITLE_OR_ID")
+    from movierec_spark import io
+    io.check_job_paths(cfg.get("data"), cfg.get("similar", {}).get("output"))
 
 
 def run(spark, cfg: Config) -> int:

@@ -264,6 +264,8 @@ def validate(cfg: Config) -> None:
         raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
     if not _section(cfg, "train_als").get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
+    from movierec_spark import io
+    io.check_output_dir(_section(cfg, "train_als")["output"])
 
 
 # --- the job ---

@@ -137,6 +137,8 @@ def validate(cfg: Config) -> None:
     train_als.bias_params(cfg).validate()
     if not tune.get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
+    from movierec_spark import io
+    io.check_output_dir(tune["output"])
     log.info("%s grid: %d point(s) %s", mode, grid_size(grid), grid)
 
 

@@ -136,6 +136,20 @@ def check_output_dir(final: str | Path) -> Path:
     return final
 
 
+def check_job_paths(data: dict | None = None, output: str | Path | None = None) -> None:
+    """Refuse, before any JVM starts, a ``[data]`` source or ingested folder
+    that does not exist and an output path that is an existing file.
+
+    Remote URIs (``hdfs://``, ``s3a://`` ...) are left for Spark to check.
+    """
+    for key, flag in (("source", "--source"), ("ingested_dir", "--ingested")):
+        value = (data or {}).get(key)
+        if value and "://" not in str(value) and not Path(str(value)).expanduser().exists():
+            raise MovieRecError(f"{flag} path {value} does not exist")
+    if output and "://" not in str(output):
+        check_output_dir(output)
+
+
 @contextmanager
 def staged_output(final: str | Path) -> Iterator[Path]:
     """Yield an empty staging folder that becomes ``final`` on success.

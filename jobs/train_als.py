@@ -51,13 +51,21 @@ PROG = "train_als"
 GLOBAL_MEAN = "global_mean"
 BIAS = "bias"
 ALS_MODEL = "als"
+ITEM_KNN = "item_knn"
+USER_KNN = "user_knn"
+BLEND = "blend"
 IMPLICIT = "implicit"
 POPULARITY = "popularity"
-MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, IMPLICIT, POPULARITY)
+MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, POPULARITY)
+# Models the blend can combine (each predicts ratings).
+BLEND_MEMBERS = (BIAS, ALS_MODEL, ITEM_KNN, USER_KNN)
 # Models whose scores are rankings, not ratings: no rmse/mae/r2.
 RANKING_ONLY = (IMPLICIT, POPULARITY)
-# Scores that tie for every movie: a ranking of them says nothing.
-REGRESSION_ONLY = (GLOBAL_MEAN,)
+# Not ranked: the global mean ties every movie; scoring every unseen movie of
+# every user with a neighbourhood model (and so the blend) costs a join per
+# user's rating and candidate, hours on a large release, and explicit-rating
+# models rank poorly anyway (the issue's figures: nDCG@10 0.04).
+REGRESSION_ONLY = (GLOBAL_MEAN, ITEM_KNN, USER_KNN, BLEND)
 PRIMARY = ALS_MODEL
 
 
@@ -248,7 +256,11 @@ def validate(cfg: Config) -> None:
     confidence = _section(cfg, "implicit").get("confidence", "binary")
     if confidence not in CONFIDENCES:
         raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
-    models_wanted(cfg)
+    wanted = models_wanted(cfg)
+    for name in (ITEM_KNN, USER_KNN):
+        knn_params(cfg, name)
+    if BLEND in wanted:
+        blend_settings(cfg)
 
     evaluate = _section(cfg, "evaluate")
     for key in ("k", "predictions_sample"):
@@ -299,35 +311,135 @@ def make_split(spark, cfg: Config, loaded):
     return S.split_ratings(loaded.ratings, method, float(section["test_fraction"]), int(section["seed"])), {}
 
 
-def fit_models(train, scale, cfg: Config, timer) -> dict[str, Any]:
-    """Fit every model in ``[evaluate] models``; name -> model with ``predict``."""
-    from movierec_spark import fit
+def knn_params(cfg: Config, name: str):
+    """``KNNParams`` of ``item_knn`` or ``user_knn`` from their config section."""
+    from movierec_spark.knn import ITEM_BASED, USER_BASED, KNNParams
+
+    kind = ITEM_BASED if name == ITEM_KNN else USER_BASED
+    return KNNParams.from_config({**_section(cfg, name), "kind": kind})
+
+
+def blend_settings(cfg: Config) -> dict[str, Any]:
+    """``[blend]``: members, validation_fraction, folds, ridge, refit (checked)."""
+    section = _section(cfg, "blend")
+    members = list(dict.fromkeys(section.get("members", list(BLEND_MEMBERS))))
+    unknown = sorted(set(members) - set(BLEND_MEMBERS))
+    if unknown or len(members) < 2:
+        raise MovieRecError(
+            f"[blend] members must name 2 or more of {', '.join(BLEND_MEMBERS)}, got {members!r}"
+        )
+    fraction = section.get("validation_fraction", 0.1)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise MovieRecError(f"[blend] validation_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
+    folds = section.get("folds", 5)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise MovieRecError(f"[blend] folds must be a whole number of 2 or more, got {folds!r}")
+    ridge = section.get("ridge", 1e-4)
+    if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not 0 <= ridge < float("inf"):
+        raise MovieRecError(f"[blend] ridge must be a finite number of 0 or more, got {ridge!r}")
+    refit = section.get("refit", True)
+    if not isinstance(refit, bool):
+        raise MovieRecError(f"[blend] refit must be true or false, got {refit!r}")
+    return {"members": members, "validation_fraction": float(fraction), "folds": folds,
+            "ridge": float(ridge), "refit": refit}
+
+
+class _Fitters:
+    """Fits any rating model on a ratings frame, one bias baseline per frame."""
+
+    def __init__(self, cfg: Config, scale):
+        self.cfg = cfg
+        self.scale = scale
+        self._baselines: dict[int, tuple[Any, Any]] = {}
+
+    def baseline(self, data):
+        from movierec_spark import fit
+
+        key = id(data)
+        if key not in self._baselines:
+            model = fit.fit_bias_model(data, self.scale, bias_params(self.cfg))
+            # Checkpointed (computed now, lineage cut): every model built on
+            # this baseline joins these tables, and the blend chains several
+            # such models, so their query plans would otherwise repeat the
+            # bias fitting many times over.
+            model.user_bias = model.user_bias.checkpoint()
+            model.item_bias = model.item_bias.checkpoint()
+            if model.day_bias is not None:
+                model.day_bias = model.day_bias.checkpoint()
+            self._baselines[key] = (data, model)  # keeps data alive, so its id stays unique
+        return self._baselines[key][1]
+
+    def __call__(self, name: str, data):
+        from movierec_spark import fit
+        from movierec_spark.knn import fit_knn
+
+        if name == GLOBAL_MEAN:
+            return fit.fit_global_mean_model(data, self.scale)
+        if name == BIAS:
+            return self.baseline(data)
+        if name == ALS_MODEL:
+            return fit.fit_biased_als(data, self.scale, als_params(self.cfg), bias_params(self.cfg), self.baseline(data))
+        if name in (ITEM_KNN, USER_KNN):
+            model = fit_knn(data, self.baseline(data), knn_params(self.cfg, name))
+            model.similarities.count()  # computed here, so the fit stage's time is the fit's
+            return model
+        if name == IMPLICIT:
+            confidence = _section(self.cfg, "implicit").get("confidence", "binary")
+            return fit.fit_implicit_als(data, self.scale, implicit_params(self.cfg), confidence)
+        if name == POPULARITY:
+            return fit.fit_popularity_model(data, self.scale)
+        raise MovieRecError(f"unknown model {name!r}")  # pragma: no cover - names are checked first
+
+
+def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit every model in ``[evaluate] models``.
+
+    Returns ``(name -> model with predict, name -> extra metrics)``; the
+    blend's extra is its validation report (weights, each member's
+    validation RMSE, whether it beat them all).
+    """
+    from movierec_spark import blend as B
 
     wanted = models_wanted(cfg)
+    fitters = _Fitters(cfg, scale)
+    extra: dict[str, Any] = {}
+    report = None
+    first: dict[str, Any] = {}
+    if BLEND in wanted:
+        settings = blend_settings(cfg)
+        members = settings["members"]
+        with timer.stage("blend: fit members on the fit part"):
+            seed = int(_section(cfg, "split").get("seed", 42))
+            fit_part, validation = B.validation_split(train, settings["validation_fraction"], seed)
+            fit_part, validation = fit_part.cache(), validation.cache()
+            first = {name: fitters(name, fit_part) for name in members}
+        with timer.stage("blend: weights on the validation slice"):
+            scored = B.with_predictions(validation, first).cache()
+            report = B.fit_blend_weights(scored, members, folds=settings["folds"], ridge=settings["ridge"], seed=seed)
+            report.params.update(validation_fraction=settings["validation_fraction"], refit=settings["refit"])
+            scored.unpersist()
+            validation.unpersist()
+        if settings["refit"]:
+            for model in first.values():
+                if hasattr(model, "unpersist"):
+                    model.unpersist()
+            fit_part.unpersist()
+    on_train = [n for n in MODEL_NAMES if n in wanted and n != BLEND]
+    if report is not None and report.params["refit"]:
+        on_train = [n for n in MODEL_NAMES if n != BLEND and (n in wanted or n in report.names)]
     models: dict[str, Any] = {}
-    mean = None
-    bias_model = None
-    if {GLOBAL_MEAN, BIAS, ALS_MODEL} & set(wanted):
-        with timer.stage("fit baselines"):
-            mean = fit.global_mean(train)
-            if GLOBAL_MEAN in wanted:
-                models[GLOBAL_MEAN] = fit.fit_global_mean_model(train, scale, mean)
-            bias_model = fit.fit_bias_model(train, scale, bias_params(cfg), mean)
-            bias_model.user_bias.cache()
-            bias_model.item_bias.cache()
-            if BIAS in wanted:
-                models[BIAS] = bias_model
-    if ALS_MODEL in wanted:
-        with timer.stage("fit als"):
-            models[ALS_MODEL] = fit.fit_biased_als(train, scale, als_params(cfg), bias_params(cfg), bias_model)
-    if IMPLICIT in wanted:
-        with timer.stage("fit implicit"):
-            confidence = _section(cfg, "implicit").get("confidence", "binary")
-            models[IMPLICIT] = fit.fit_implicit_als(train, scale, implicit_params(cfg), confidence)
-    if POPULARITY in wanted:
-        with timer.stage("fit popularity"):
-            models[POPULARITY] = fit.fit_popularity_model(train, scale)
-    return {name: models[name] for name in wanted}
+    for name in on_train:
+        with timer.stage(f"fit {name}"):
+            models[name] = fitters(name, train)
+    if report is not None:
+        members = models if report.params["refit"] else first
+        if report.kept:
+            models[BLEND] = B.BlendModel.from_report(members, report, scale)
+        else:
+            log.warning("the blend did not beat %s alone on validation: blend = %s", report.best_single, report.best_single)
+            models[BLEND] = members[report.best_single]
+        extra[BLEND] = {"blend": report.as_dict()}
+    return {name: models[name] for name in wanted}, extra
 
 
 def evaluate_model(name: str, model, train, flagged_test, k: int) -> dict[str, Any]:
@@ -400,6 +512,36 @@ def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_rating
     return recommender.top_n(custom_df, scorer=scorer), first_id
 
 
+def model_params(model) -> dict[str, Any]:
+    """The parameters a fitted model reports (a blend: its weights and members')."""
+    from movierec_spark.blend import BlendModel
+    from movierec_spark.knn import KNNModel
+
+    if isinstance(model, KNNModel):
+        from dataclasses import asdict
+
+        return {"model": "knn", **asdict(model.params), "baseline": model.baseline.params}
+    if isinstance(model, BlendModel):
+        return {
+            "model": "blend",
+            "intercept": model.intercept,
+            "weights": model.weights,
+            "members": {name: model_params(member) for name, member in model.models.items()},
+        }
+    return dict(model.params)
+
+
+def best_models(results: dict[str, Any], k: int) -> dict[str, Any]:
+    """The best model by test RMSE (lowest) and by nDCG@K (highest)."""
+    best: dict[str, Any] = {}
+    for metric, pick in (("rmse", min), (f"ndcg@{k}", max)):
+        scored = {name: r[metric] for name, r in results.items() if r.get(metric) is not None}
+        if scored:
+            name = pick(scored, key=lambda n: scored[n])
+            best[metric] = {"model": name, "value": scored[name]}
+    return best
+
+
 def predictions_sample(models: dict[str, Any], flagged_test, movies, n: int):
     """``n`` test rows (a fixed pseudo-random choice) with every model's prediction."""
     from pyspark.sql import functions as F
@@ -409,12 +551,12 @@ def predictions_sample(models: dict[str, Any], flagged_test, movies, n: int):
     sample = (
         flagged_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
         .limit(n)
-        .select(C.USER_ID, C.MOVIE_ID, C.RATING, E.COLD_USER, E.COLD_MOVIE)
         .cache()
     )
+    pairs = sample.select(*[c for c in (C.USER_ID, C.MOVIE_ID, C.TIMESTAMP) if c in sample.columns])
     out = sample
     for name, model in models.items():
-        scored = model.predict(sample.select(C.USER_ID, C.MOVIE_ID)).withColumnRenamed(C.PREDICTION, name)
+        scored = model.predict(pairs).select(C.USER_ID, C.MOVIE_ID, F.col(C.PREDICTION).alias(name))
         out = out.join(scored, on=[C.USER_ID, C.MOVIE_ID], how="left")
     out = out.join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left")
     columns = [C.USER_ID, C.MOVIE_ID, C.TITLE, C.RATING, E.COLD_USER, E.COLD_MOVIE, *models]
@@ -473,8 +615,10 @@ def run(spark, cfg: Config) -> int:
             custom_ratings, title_index = read_custom_users(cfg, catalog, scale)
         with timer.stage("split"):
             split, rejected = make_split(spark, cfg, loaded)
-            train = split.train.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
-            flagged_test = E.with_cold_flags(split.test.select(C.USER_ID, C.MOVIE_ID, C.RATING), train).cache()
+            # Timestamps stay: the user-day bias ([bias] day_bias) uses them.
+            keep = [c for c in (C.USER_ID, C.MOVIE_ID, C.RATING, C.TIMESTAMP) if c in split.train.columns]
+            train = split.train.select(*keep).cache()
+            flagged_test = E.with_cold_flags(split.test.select(*keep), train).cache()
             counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test), **rejected}
             if counts["train_rows"] == 0 or counts["test_rows"] == 0:
                 raise MovieRecError(
@@ -485,15 +629,17 @@ def run(spark, cfg: Config) -> int:
                 "%d training and %d test ratings (%d test rows with a user or movie unseen in training)",
                 counts["train_rows"], counts["test_rows"], counts["cold_rows"],
             )
-        models = fit_models(train, scale, cfg, timer)
+        models, extra = fit_models(train, scale, cfg, timer)
         results: dict[str, Any] = {}
         for name, model in models.items():
             with timer.stage(f"evaluate {name}"):
+                params = model_params(model)
                 results[name] = {
                     **evaluate_model(name, model, train, flagged_test, k),
-                    "params": model.params,
-                    "seed": model.params.get("seed"),
+                    "params": params,
+                    "seed": params.get("seed"),
                     "counts": counts,
+                    **extra.get(name, {}),
                 }
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
@@ -520,6 +666,7 @@ def run(spark, cfg: Config) -> int:
             "counts": counts,
             "k": k,
             "models": results,
+            "best": best_models(results, k),
             "checkpoint_dir": checkpoint_dir,
             "spark": {"version": spark.version, "master": spark.sparkContext.master},
         }

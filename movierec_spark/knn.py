@@ -78,7 +78,7 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark.model import ITEM_BIAS, USER_BIAS, RecommenderModel
+from movierec_spark.model import RecommenderModel
 
 log = logging.getLogger(__name__)
 
@@ -166,27 +166,19 @@ class KNNParams:
 
 
 def with_baseline(df: DataFrame, baseline: RecommenderModel, name: str = _BASE) -> DataFrame:
-    """``df`` plus column ``name``: the unclipped baseline ``mu + b_u + b_i``.
+    """``df`` plus column ``name``: the baseline's unclipped ``mu + b_u + b_i``
+    (plus the user-day bias when the baseline has one and ``df`` a timestamp).
 
     Unknown users or movies add a bias of 0, the same fallback as the model.
     """
-    return (
-        df.join(baseline.user_bias, on=C.USER_ID, how="left")
-        .join(baseline.item_bias, on=C.MOVIE_ID, how="left")
-        .withColumn(
-            name,
-            F.lit(float(baseline.global_mean))
-            + F.coalesce(F.col(USER_BIAS), F.lit(0.0))
-            + F.coalesce(F.col(ITEM_BIAS), F.lit(0.0)),
-        )
-        .drop(USER_BIAS, ITEM_BIAS)
-    )
+    return baseline.with_baseline(df, name)
 
 
 def residuals(ratings: DataFrame, baseline: RecommenderModel) -> DataFrame:
     """``user_id, movie_id, rating double, residual double`` with ``residual = r - b_ui``."""
+    timestamp = [C.TIMESTAMP] if C.TIMESTAMP in ratings.columns else []
     return (
-        ratings.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double").alias(C.RATING))
+        ratings.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double").alias(C.RATING), *timestamp)
         .transform(lambda df: with_baseline(df, baseline))
         .withColumn(RESIDUAL, F.col(C.RATING) - F.col(_BASE))
         .select(C.USER_ID, C.MOVIE_ID, C.RATING, RESIDUAL)

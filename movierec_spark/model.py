@@ -1,8 +1,12 @@
 """The fitted recommender every later job loads: biases plus ALS on residuals.
 
-A rating is predicted as ``global_mean + user_bias + item_bias + p_u . q_i``
-where the biases are damped means and ``p_u``, ``q_i`` are ALS factors fitted
-to the residuals that the biases leave, then clipped to the rating scale.
+A rating is predicted as ``global_mean + user_bias + item_bias + day_bias +
+p_u . q_i`` where the biases are damped means and ``p_u``, ``q_i`` are ALS
+factors fitted to the residuals that the biases leave, then clipped to the
+rating scale. ``day_bias`` (optional) is the user's mood on the day of the
+rating (Koren's b_u,t): it applies to pairs that carry a ``timestamp`` on a
+day the user rated in training, and is 0 everywhere else (a recommendation
+has no day).
 Without factors (``als is None``) it is the damped-bias baseline; in
 ``implicit`` mode the biases are zero and the score is the ALS preference
 ``p_u . q_i`` alone (a ranking score, not a rating, so it is not clipped).
@@ -16,6 +20,7 @@ Saved layout (``save``/``load``)::
     DIR/metadata.json   kind, global mean, rating scale, parameters, dataset
     DIR/user_bias/      Parquet: user_id int, user_bias double
     DIR/item_bias/      Parquet: movie_id int, item_bias double
+    DIR/day_bias/       Parquet: user_id int, day long, day_bias double (if fitted)
     DIR/als/            pyspark.ml ALSModel (absent for the bias baseline)
 """
 
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.ml.recommendation import ALSModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
@@ -39,8 +44,19 @@ KIND_EXPLICIT = "explicit"  # biases + ALS on residuals, predicts ratings
 KIND_IMPLICIT = "implicit"  # ALS with implicitPrefs, predicts preference scores
 USER_BIAS = "user_bias"
 ITEM_BIAS = "item_bias"
+DAY_BIAS = "day_bias"
+DAY = "day"
+SECONDS_PER_DAY = 86_400
+_BASELINE = "_baseline"
+_DAY = "_day"
+_DAY_BIAS = "_day_bias"
 _USER_FACTORS = "_user_factors"
 _ITEM_FACTORS = "_item_factors"
+
+
+def day_of(timestamp: Column) -> Column:
+    """The UTC day number (days since 1970-01-01) of a Unix-seconds timestamp."""
+    return F.floor(timestamp / F.lit(SECONDS_PER_DAY)).cast("long")
 
 
 @dataclass
@@ -54,10 +70,35 @@ class RecommenderModel:
     scale: RatingScale
     kind: str = KIND_EXPLICIT
     params: dict[str, Any] = field(default_factory=dict)
+    day_bias: DataFrame | None = None  # user_id, day, day_bias
 
     @property
     def clips(self) -> bool:
         return self.kind == KIND_EXPLICIT
+
+    def with_baseline(self, pairs: DataFrame, name: str) -> DataFrame:
+        """``pairs`` plus column ``name``: the unclipped ``mean + b_u + b_i (+ b_u,day)``.
+
+        Unknown users, movies and days add 0. The day term needs a
+        ``timestamp`` column in ``pairs``; without one it is 0 too.
+        """
+        # The bias tables have one row per user or movie, far fewer than the
+        # pairs scored (a top-N run scores users x movies): broadcasting them
+        # avoids shuffling the pairs.
+        out = (
+            pairs.join(F.broadcast(self.user_bias), on=C.USER_ID, how="left")
+            .join(F.broadcast(self.item_bias), on=C.MOVIE_ID, how="left")
+            .fillna(0.0, subset=[USER_BIAS, ITEM_BIAS])
+        )
+        baseline = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS)
+        if self.day_bias is not None and C.TIMESTAMP in pairs.columns:
+            days = self.day_bias.select(C.USER_ID, F.col(DAY).alias(_DAY), F.col(DAY_BIAS).alias(_DAY_BIAS))
+            out = out.withColumn(_DAY, day_of(F.col(C.TIMESTAMP))).join(days, on=[C.USER_ID, _DAY], how="left")
+            baseline = baseline + F.coalesce(F.col(_DAY_BIAS), F.lit(0.0))
+            out = out.withColumn(name, baseline.cast("double")).drop(_DAY, _DAY_BIAS)
+        else:
+            out = out.withColumn(name, baseline.cast("double"))
+        return out.drop(USER_BIAS, ITEM_BIAS)
 
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
         """``pairs`` (user_id, movie_id, ...) plus a ``prediction`` column.
@@ -67,15 +108,9 @@ class RecommenderModel:
         kept in that column too: ranking by it keeps the order among pairs
         whose predictions were all clipped to the top of the scale.
         """
-        # The bias and factor tables have one row per user or movie, far
-        # fewer than the pairs scored (a top-N run scores users x movies):
-        # broadcasting them avoids shuffling the pairs, which ALSModel.transform's
-        # sort-merge joins would do twice.
-        scored = (
-            pairs.join(F.broadcast(self.user_bias), on=C.USER_ID, how="left")
-            .join(F.broadcast(self.item_bias), on=C.MOVIE_ID, how="left")
-            .fillna(0.0, subset=[USER_BIAS, ITEM_BIAS])
-        )
+        # Factors are broadcast like the biases (with_baseline): ALSModel.transform's
+        # sort-merge joins would shuffle the pairs twice.
+        scored = self.with_baseline(pairs, _BASELINE)
         if self.als is not None:
             user_factors = self.als.userFactors.select(
                 F.col("id").alias(C.USER_ID), F.col("features").alias(_USER_FACTORS)
@@ -95,14 +130,14 @@ class RecommenderModel:
             factor = F.coalesce(dot, F.lit(0.0))
         else:
             factor = F.lit(0.0)
-        raw = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS) + factor
+        raw = F.col(_BASELINE) + factor
         unclipped = raw
         if self.clips:
             raw = F.least(F.greatest(raw, F.lit(self.scale.low)), F.lit(self.scale.high))
         if score_col is not None:
             scored = scored.withColumn(score_col, unclipped.cast("double"))
         out = scored.withColumn(C.PREDICTION, raw.cast("double"))
-        return out.drop(USER_BIAS, ITEM_BIAS, _USER_FACTORS, _ITEM_FACTORS)
+        return out.drop(_BASELINE, _USER_FACTORS, _ITEM_FACTORS)
 
     # --- persistence ---
 
@@ -113,6 +148,7 @@ class RecommenderModel:
             "global_mean": self.global_mean,
             "scale": {"low": self.scale.low, "high": self.scale.high, "step": self.scale.step},
             "has_factors": self.als is not None,
+            "has_day_bias": self.day_bias is not None,
             "params": self.params,
         }
 
@@ -122,6 +158,8 @@ class RecommenderModel:
         path.mkdir(parents=True, exist_ok=False)
         self.user_bias.write.parquet(str(path / "user_bias"))
         self.item_bias.write.parquet(str(path / "item_bias"))
+        if self.day_bias is not None:
+            self.day_bias.write.parquet(str(path / "day_bias"))
         if self.als is not None:
             self.als.save(str(path / "als"))
         # Written last: a folder with metadata.json is a complete model.
@@ -155,4 +193,5 @@ class RecommenderModel:
             scale=RatingScale(**meta["scale"]),
             kind=meta["kind"],
             params=meta.get("params", {}),
+            day_bias=spark.read.parquet(str(path / "day_bias")) if meta.get("has_day_bias") else None,
         )

@@ -207,8 +207,16 @@ class CustomRecommender:
     def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],
                   training: DataFrame) -> RecommenderModel:
         """The exact alternative to fold-in: refit on ``training`` plus the custom ratings."""
-        combined = training.select(C.USER_ID, C.MOVIE_ID, C.RATING).unionByName(
-            custom_df.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast(training.schema[C.RATING].dataType))
+        # Training timestamps are kept (a model with a user-day bias needs
+        # them); the custom ratings have none.
+        timestamp = [C.TIMESTAMP] if C.TIMESTAMP in training.columns else []
+        combined = training.select(C.USER_ID, C.MOVIE_ID, C.RATING, *timestamp).unionByName(
+            custom_df.select(
+                C.USER_ID,
+                C.MOVIE_ID,
+                F.col(C.RATING).cast(training.schema[C.RATING].dataType),
+                *[F.lit(None).cast(training.schema[c].dataType).alias(c) for c in timestamp],
+            )
         )
         return refit(combined)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
+from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark.fit import (
@@ -18,7 +19,7 @@ from movierec_spark.fit import (
     fit_popularity_model,
     global_mean,
 )
-from movierec_spark.model import KIND_IMPLICIT
+from movierec_spark.model import KIND_IMPLICIT, RecommenderModel
 from movierec_spark.recommend import top_n_unseen
 from movierec_spark.releases import WHOLE_STARS
 
@@ -185,3 +186,65 @@ def test_biased_als_estimator_tunes_with_train_validation_split(spark, ratings):
     assert len(fitted.validationMetrics) == 2
     assert all(m == m for m in fitted.validationMetrics)  # no NaN: cold rows get fallbacks
     assert fitted.bestModel.transform(ratings).count() == len(RATINGS)
+
+
+# --- the user-day bias ---
+
+DAY = 86_400
+# user 1 rates high on day 0 and low on day 1; user 2 has no timestamp on one row.
+TIMED = [
+    (1, 10, 5.0, 0 * DAY + 10), (1, 20, 5.0, 0 * DAY + 50), (1, 30, 2.0, 1 * DAY + 5),
+    (1, 40, 1.0, 1 * DAY + 90), (2, 10, 4.0, 3 * DAY), (2, 20, 3.0, None), (2, 30, 3.0, 3 * DAY + 7),
+]
+TIMED_SCHEMA = "user_id int, movie_id int, rating float, timestamp long"
+
+
+def test_day_bias_is_the_damped_mean_of_what_the_other_biases_leave_that_day(spark, tmp_path):
+    ratings = spark.createDataFrame(TIMED, TIMED_SCHEMA)
+    params = BiasParams(user_damping=1.0, item_damping=2.0, bias_iterations=2, day_bias=True, day_damping=0.5)
+    model = fit_bias_model(ratings, WHOLE_STARS, params)
+    mean, bu, bi = py_biases([(u, i, r) for u, i, r, _ in TIMED], 1.0, 2.0, 2)
+    want = {}
+    for u, i, r, t in TIMED:
+        if t is not None:
+            want.setdefault((u, t // DAY), []).append(r - mean - bu[u] - bi[i])
+    want = {key: sum(v) / (len(v) + 0.5) for key, v in want.items()}
+    got = {(r.user_id, r.day): r.day_bias for r in model.day_bias.collect()}
+    assert got == pytest.approx(want)
+    assert want[(1, 0)] > 0 > want[(1, 1)]
+
+    # Pairs with a timestamp on a known day get the day's bias; pairs without
+    # a timestamp, or on another day, get none; a round trip keeps it.
+    model.save(tmp_path / "m")
+    loaded = RecommenderModel.load(spark, tmp_path / "m")
+    pairs = spark.createDataFrame(
+        [(1, 50, 0 * DAY + 70), (1, 50, 1 * DAY), (1, 50, 9 * DAY), (1, 50, None)], TIMED_SCHEMA.replace("rating float, ", "")
+    )
+    base = mean + bu[1]  # movie 50 is unknown: no item bias
+    for m in (model, loaded):
+        got = [r.prediction for r in m.predict(pairs).orderBy(F.col("timestamp").asc_nulls_last()).collect()]
+        assert got == pytest.approx([base + want[(1, 0)], base + want[(1, 1)], base, base])
+    without_time = m.predict(pairs.drop("timestamp")).collect()
+    assert [r.prediction for r in without_time] == pytest.approx([base] * 4)
+
+
+def test_biased_als_fits_the_residuals_the_day_bias_leaves(spark):
+    ratings = spark.createDataFrame(TIMED, TIMED_SCHEMA)
+    params = BiasParams(day_bias=True, day_damping=0.0, user_damping=0.0, item_damping=0.0)
+    bias = fit_bias_model(ratings, WHOLE_STARS, params)
+    model = fit_biased_als(ratings, WHOLE_STARS, small_als(rank=2, max_iter=2), params, bias)
+    assert model.day_bias is bias.day_bias
+    # With no damping the day bias absorbs a whole one-rating day: the
+    # residual ALS sees for (2, 10) is 0 once the day term is in.
+    from movierec_spark.fit import residuals
+
+    resid = {(r.user_id, r.movie_id): r._residual for r in residuals(ratings, bias).collect()}
+    plain = {(r.user_id, r.movie_id): r._residual for r in residuals(ratings.drop("timestamp"), bias).collect()}
+    assert resid[(2, 20)] == pytest.approx(plain[(2, 20)])  # no timestamp: no day term
+    assert sum(v * v for v in resid.values()) < sum(v * v for v in plain.values())
+
+
+def test_day_bias_without_timestamps_is_skipped_with_a_warning(ratings, caplog):
+    model = fit_bias_model(ratings, WHOLE_STARS, BiasParams(day_bias=True))
+    assert model.day_bias is None and model.params["day_bias"] is False
+    assert "no timestamp" in caplog.text

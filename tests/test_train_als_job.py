@@ -1,11 +1,16 @@
-"""jobs/train_als.py: bad flags and config values are refused in one line before Spark starts."""
+"""jobs/train_als.py: flag checks before Spark, outputs, same seed -> same metrics."""
 
 from __future__ import annotations
+
+import json
+import types
 
 import pytest
 
 from jobs import train_als as job
 from movierec_spark import cli
+from movierec_spark.model import RecommenderModel
+from movierec_spark.releases import WHOLE_STARS
 
 
 def _exit_code(argv):
@@ -38,3 +43,87 @@ def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys):
     bad.write_text("[als]\nrank = 0\n")
     assert _exit_code(["--config", str(bad)]) == cli.EXIT_USAGE
     assert "rank" in capsys.readouterr().err
+
+
+def _tiny_release(spark):
+    """30 users x 12 movies; user taste and movie quality make a learnable signal."""
+    rows = []
+    for user in range(1, 31):
+        for movie in range(1, 13):
+            if (user * 7 + movie * 3) % 4 == 0:
+                continue
+            rating = 1 + (user % 3 + movie % 4 + (user * movie) % 2) % 5
+            rows.append((user, movie, float(rating), 1000 + user * 100 + movie))
+    ratings = spark.createDataFrame(rows, "user_id int, movie_id int, rating float, timestamp long")
+    movies = spark.createDataFrame(
+        [(m, f"Movie {m}", 2000 + m, ["Drama"]) for m in range(1, 14)],
+        "movie_id int, title string, year int, genres array<string>",
+    )
+    return types.SimpleNamespace(name="ml-100k", ratings=ratings, movies=movies, scale=WHOLE_STARS)
+
+
+def _config(tmp_path, output, custom):
+    parser = job.build_parser()
+    args = parser.parse_args(
+        [
+            "--output", str(output), "--models", "global_mean,bias,als,item_knn,user_knn,blend,implicit",
+            "--rank", "2", "--max-iter", "3", "--num-user-blocks", "2", "--num-item-blocks", "2",
+            "--implicit-rank", "2", "--implicit-max-iter", "2", "--k", "3", "--top-n", "2",
+            "--predictions-sample", "5", "--custom-ratings", str(custom), "--seed", "11",
+        ]
+    )
+    cfg = cli.build_config(args)
+    job.validate(cfg)
+    return cfg
+
+
+def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
+    release = _tiny_release(spark)
+    monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
+    custom = tmp_path / "custom.csv"
+    custom.write_text("user,movie,rating\nana,1,5\nana,2,1\nbo,3,4\n")
+
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        assert job.run(spark, _config(tmp_path, out, custom)) == 0
+        runs.append(json.loads((out / "metrics.json").read_text()))
+    first, second = runs
+    out = tmp_path / "first"
+
+    assert first["dataset"] == "ml-100k" and first["split"]["seed"] == 11
+    counts = first["counts"]
+    assert counts["train_rows"] + counts["test_rows"] == release.ratings.count()
+    assert set(first["models"]) == {"global_mean", "bias", "als", "item_knn", "user_knn", "blend", "implicit"}
+    als = first["models"]["als"]
+    for key in ("rmse", "mae", "r2", "precision@3", "recall@3", "ndcg@3", "map@3", "coverage@3"):
+        assert isinstance(als[key], float), key
+    assert als["params"]["rank"] == 2 and als["seed"] == 11
+    assert first["models"]["implicit"]["rmse"] is None and first["models"]["global_mean"]["ndcg@3"] is None
+    assert {"load", "split", "fit als", "evaluate als", "write"} <= set(first["stages"])
+
+    # Same seed, same data: same split and same metrics.
+    for name in first["models"]:
+        a = {k: v for k, v in first["models"][name].items() if k != "params"}
+        b = {k: v for k, v in second["models"][name].items() if k != "params"}
+        # Aggregations sum shuffled blocks in arrival order, so floats may
+        # differ in their last bits; anything beyond that is a real change.
+        assert a.keys() == b.keys(), name
+        for key in a:
+            if isinstance(a[key], float):
+                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)
+            elif isinstance(a[key], dict):
+                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12) if key == "warm" else b[key] == a[key], (name, key)
+            else:
+                assert b[key] == a[key], (name, key)
+
+    model = RecommenderModel.load(spark, out / "model")
+    assert model.params["rank"] == 2
+    assert (out / "models" / "implicit" / "metadata.json").exists()
+    recs = (out / "recommendations.csv").read_text().splitlines()
+    assert recs[0] == "user,rank,movie_id,title,prediction" and len(recs) == 1 + 2 * 2
+    assert not any(line.startswith("ana,") and ",1,Movie 1," in line for line in recs)
+    sample = (out / "predictions_sample.csv").read_text().splitlines()
+    assert len(sample) == 6 and sample[0].endswith("global_mean,bias,als,implicit")
+    printed = capsys.readouterr().out
+    assert "ndcg@3" in printed and "als" in printed

@@ -442,17 +442,62 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
     return {name: models[name] for name in wanted}, extra
 
 
-def evaluate_model(name: str, model, train, flagged_test, k: int) -> dict[str, Any]:
-    """Regression metrics (all rows and warm rows) and ranking metrics at ``k``."""
+def score_test(models: dict[str, Any], flagged_test):
+    """``(flagged_test + one prediction column per rating model, name -> column)``.
+
+    Every rating model scores the test rows once, here; the metrics, the
+    blend and the predictions sample then read the columns. (A kNN model's
+    prediction joins the whole similarity table: scoring the test rows once
+    per use cost minutes on ml-latest-small.) The same fitted object under
+    two names (the blend falling back to its best member) is scored once.
+    """
+    from pyspark.sql import functions as F
+
+    from movierec_spark import blend as B
+
+    scorers: dict[str, Any] = {}
+    column_of: dict[str, str] = {}
+
+    def add(name: str, model) -> str:
+        for other, seen in scorers.items():
+            if seen is model:
+                return B.pred_col(other)
+        scorers[name] = model
+        return B.pred_col(name)
+
+    blends = {}
+    for name, model in models.items():
+        if name in RANKING_ONLY:
+            continue
+        if isinstance(model, B.BlendModel):
+            blends[name] = {member: add(f"{name}_{member}", m) for member, m in model.models.items()}
+        else:
+            column_of[name] = add(name, model)
+    scored = B.with_predictions(flagged_test, scorers)
+    for name, members in blends.items():
+        column_of[name] = B.pred_col(name)
+        scored = scored.withColumn(column_of[name], models[name].combine({m: F.col(c) for m, c in members.items()}))
+    return scored, column_of
+
+
+def evaluate_model(name: str, model, train, flagged_test, k: int, predictions=None) -> dict[str, Any]:
+    """Regression metrics (all rows and warm rows) and ranking metrics at ``k``.
+
+    ``predictions``: the test rows with this model's ``prediction`` already
+    computed (see :func:`score_test`); else the model predicts them here.
+    """
     from movierec_spark import evaluate as E
     from movierec_spark.recommend import top_n_unseen
 
     result: dict[str, Any] = {}
     if name not in RANKING_ONLY:
-        predictions = model.predict(flagged_test).cache()
+        own = predictions is None
+        if own:
+            predictions = model.predict(flagged_test).cache()
         result.update(E.regression_metrics(predictions))
         result["warm"] = E.regression_metrics(E.warm_rows(predictions))
-        predictions.unpersist()
+        if own:
+            predictions.unpersist()
     else:
         result.update({metric: None for metric in E.REGRESSION_METRICS})
     if name not in REGRESSION_ONLY:
@@ -542,20 +587,27 @@ def best_models(results: dict[str, Any], k: int) -> dict[str, Any]:
     return best
 
 
-def predictions_sample(models: dict[str, Any], flagged_test, movies, n: int):
-    """``n`` test rows (a fixed pseudo-random choice) with every model's prediction."""
+def predictions_sample(models: dict[str, Any], scored_test, column_of: dict[str, str], movies, n: int):
+    """``n`` test rows (a fixed pseudo-random choice) with every model's prediction.
+
+    Rating models' predictions come from ``scored_test`` (:func:`score_test`);
+    ranking models score the sampled rows here.
+    """
     from pyspark.sql import functions as F
 
     from movierec_spark import evaluate as E
 
     sample = (
-        flagged_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
+        scored_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
         .limit(n)
+        .withColumns({name: F.col(column) for name, column in column_of.items()})
         .cache()
     )
     pairs = sample.select(*[c for c in (C.USER_ID, C.MOVIE_ID, C.TIMESTAMP) if c in sample.columns])
     out = sample
     for name, model in models.items():
+        if name in column_of:
+            continue
         scored = model.predict(pairs).select(C.USER_ID, C.MOVIE_ID, F.col(C.PREDICTION).alias(name))
         out = out.join(scored, on=[C.USER_ID, C.MOVIE_ID], how="left")
     out = out.join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left")
@@ -594,6 +646,8 @@ def _checkpoint_dir(spark, cfg: Config) -> tuple[str, str | None]:
 
 
 def run(spark, cfg: Config) -> int:
+    from pyspark.sql import functions as F
+
     from movierec_spark import custom
     from movierec_spark import evaluate as E
     from movierec_spark import io
@@ -630,12 +684,19 @@ def run(spark, cfg: Config) -> int:
                 counts["train_rows"], counts["test_rows"], counts["cold_rows"],
             )
         models, extra = fit_models(train, scale, cfg, timer)
+        with timer.stage("score test"):
+            scored_test, column_of = score_test(models, flagged_test)
+            scored_test = scored_test.cache()
+            scored_test.count()
         results: dict[str, Any] = {}
         for name, model in models.items():
             with timer.stage(f"evaluate {name}"):
                 params = model_params(model)
+                predictions = (
+                    scored_test.withColumn(C.PREDICTION, F.col(column_of[name])) if name in column_of else None
+                )
                 results[name] = {
-                    **evaluate_model(name, model, train, flagged_test, k),
+                    **evaluate_model(name, model, train, flagged_test, k, predictions),
                     "params": params,
                     "seed": params.get("seed"),
                     "counts": counts,
@@ -643,7 +704,7 @@ def run(spark, cfg: Config) -> int:
                 }
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
-            sample = predictions_sample(models, flagged_test, movies, sample_rows) if sample_rows else None
+            sample = predictions_sample(models, scored_test, column_of, movies, sample_rows) if sample_rows else None
         recs = recs_table = resolved = None
         # The biased ALS model recommends; without it (--models), the bias baseline.
         recommender_model = models.get(PRIMARY) or models.get(BIAS)

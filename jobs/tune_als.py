@@ -163,6 +163,7 @@ def make_estimator(cfg: Config, mode: str, scale):
             scale=scale, rank=p.rank, maxIter=p.max_iter, regParam=float(p.reg_param), nonnegative=p.nonnegative,
             numBlocks=p.num_user_blocks, checkpointInterval=p.checkpoint_interval, seed=p.seed,
             userDamping=float(b.user_damping), itemDamping=float(b.item_damping), biasIterations=b.bias_iterations,
+            dayBias=b.day_bias, dayDamping=float(b.day_damping),
         )
     est.fit_log = []
     return est
@@ -259,7 +260,9 @@ def run(spark, cfg: Config, command: str = "") -> int:
         with timer.stage("split"):
             split, rejected = train_als.make_split(spark, cfg, loaded)
             # Only the training part: the test part is never read here.
-            train = split.train.select(C.USER_ID, C.MOVIE_ID, C.RATING).cache()
+            # Timestamps stay for the user-day bias ([bias] day_bias).
+            keep = [c for c in (C.USER_ID, C.MOVIE_ID, C.RATING, C.TIMESTAMP) if c in split.train.columns]
+            train = split.train.select(*keep).cache()
             train_rows = train.count()
             if train_rows == 0:
                 raise MovieRecError("the split left no training ratings; use a smaller test fraction or more data")

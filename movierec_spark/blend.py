@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
@@ -280,14 +280,18 @@ class BlendModel:
             raise MovieRecError(f"blend weights name models that were not given: {', '.join(missing)}")
         return cls({name: models[name] for name in report.names}, report.intercept, dict(report.weights), scale)
 
-    def predict(self, pairs: DataFrame) -> DataFrame:
-        """``pairs`` plus the clipped blended ``prediction``; no row is dropped."""
+    def combine(self, members: Mapping[str, Column] | None = None) -> Column:
+        """The clipped blend of the members' prediction columns (default ``pred_<name>``)."""
         raw = F.lit(float(self.intercept))
         for name, weight in self.weights.items():
-            raw = raw + F.lit(float(weight)) * F.col(pred_col(name))
-        clipped = F.least(F.greatest(raw, F.lit(float(self.scale.low))), F.lit(float(self.scale.high)))
+            column = members[name] if members is not None else F.col(pred_col(name))
+            raw = raw + F.lit(float(weight)) * column
+        return F.least(F.greatest(raw, F.lit(float(self.scale.low))), F.lit(float(self.scale.high)))
+
+    def predict(self, pairs: DataFrame) -> DataFrame:
+        """``pairs`` plus the clipped blended ``prediction``; no row is dropped."""
         kept = [c for c in pairs.columns if c != C.PREDICTION]
-        return with_predictions(pairs.select(*kept), self.models).select(*kept, clipped.alias(C.PREDICTION))
+        return with_predictions(pairs.select(*kept), self.models).select(*kept, self.combine().alias(C.PREDICTION))
 
     def save(self, path: str | Path) -> None:
         """Write the blend and its members under ``path`` (a folder that must not exist yet)."""

@@ -106,6 +106,7 @@ GRID_PARAMS: dict[str, dict[str, GridParam]] = {
             GridParam("reg_param", "als", "reg_param", "regParam", _AMOUNT),
             GridParam("user_damping", "bias", "user_damping", "userDamping", _AMOUNT),
             GridParam("item_damping", "bias", "item_damping", "itemDamping", _AMOUNT),
+            GridParam("day_damping", "bias", "day_damping", "dayDamping", _AMOUNT),
         )
     },
     IMPLICIT: {

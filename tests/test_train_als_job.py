@@ -62,11 +62,11 @@ def _tiny_release(spark):
     return types.SimpleNamespace(name="ml-100k", ratings=ratings, movies=movies, scale=WHOLE_STARS)
 
 
-def _config(tmp_path, output, custom):
+def _config(output, custom, models):
     parser = job.build_parser()
     args = parser.parse_args(
         [
-            "--output", str(output), "--models", "global_mean,bias,als,item_knn,user_knn,blend,implicit",
+            "--output", str(output), "--models", models,
             "--rank", "2", "--max-iter", "3", "--num-user-blocks", "2", "--num-item-blocks", "2",
             "--implicit-rank", "2", "--implicit-max-iter", "2", "--k", "3", "--top-n", "2",
             "--predictions-sample", "5", "--custom-ratings", str(custom), "--seed", "11",
@@ -77,53 +77,63 @@ def _config(tmp_path, output, custom):
     return cfg
 
 
+ALL_MODELS = "global_mean,bias,als,item_knn,blend,implicit"
+
+
 def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
     release = _tiny_release(spark)
     monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
     custom = tmp_path / "custom.csv"
     custom.write_text("user,movie,rating\nana,1,5\nana,2,1\nbo,3,4\n")
 
-    runs = []
-    for name in ("first", "second"):
-        out = tmp_path / name
-        assert job.run(spark, _config(tmp_path, out, custom)) == 0
-        runs.append(json.loads((out / "metrics.json").read_text()))
-    first, second = runs
     out = tmp_path / "first"
+    assert job.run(spark, _config(out, custom, ALL_MODELS)) == 0
+    first = json.loads((out / "metrics.json").read_text())
 
     assert first["dataset"] == "ml-100k" and first["split"]["seed"] == 11
     counts = first["counts"]
     assert counts["train_rows"] + counts["test_rows"] == release.ratings.count()
-    assert set(first["models"]) == {"global_mean", "bias", "als", "item_knn", "user_knn", "blend", "implicit"}
+    assert list(first["models"]) == ALL_MODELS.split(",")
     als = first["models"]["als"]
     for key in ("rmse", "mae", "r2", "precision@3", "recall@3", "ndcg@3", "map@3", "coverage@3"):
         assert isinstance(als[key], float), key
-    assert als["params"]["rank"] == 2 and als["seed"] == 11
+    assert als["params"]["rank"] == 2 and als["seed"] == 11 and als["params"]["day_bias"] is True
     assert first["models"]["implicit"]["rmse"] is None and first["models"]["global_mean"]["ndcg@3"] is None
-    assert {"load", "split", "fit als", "evaluate als", "write"} <= set(first["stages"])
-
-    # Same seed, same data: same split and same metrics.
-    for name in first["models"]:
-        a = {k: v for k, v in first["models"][name].items() if k != "params"}
-        b = {k: v for k, v in second["models"][name].items() if k != "params"}
-        # Aggregations sum shuffled blocks in arrival order, so floats may
-        # differ in their last bits; anything beyond that is a real change.
-        assert a.keys() == b.keys(), name
-        for key in a:
-            if isinstance(a[key], float):
-                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)
-            elif isinstance(a[key], dict):
-                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12) if key == "warm" else b[key] == a[key], (name, key)
-            else:
-                assert b[key] == a[key], (name, key)
+    for name in ("item_knn", "blend"):
+        assert isinstance(first["models"][name]["rmse"], float) and first["models"][name]["ndcg@3"] is None
+    report = first["models"]["blend"]["blend"]
+    # The blend's members come from [blend] members, whether or not --models lists them.
+    assert set(report["validation_rmse"]) == {"bias", "als", "item_knn", "user_knn", "blend"}
+    # The blend is the weighted members when it won on validation, else the best member alone.
+    best = min(("bias", "als", "item_knn", "user_knn"), key=lambda n: report["validation_rmse"][n])
+    if not report["kept"]:
+        assert first["models"]["blend"]["rmse"] == pytest.approx(first["models"][best]["rmse"])
+    rmses = {n: m["rmse"] for n, m in first["models"].items() if m["rmse"] is not None}
+    assert first["best"]["rmse"] == {"model": min(rmses, key=rmses.get), "value": min(rmses.values())}
+    assert first["best"]["ndcg@3"]["model"] in ("bias", "als", "implicit")
+    assert {"load", "split", "blend: fit members on the fit part", "fit als", "evaluate als", "write"} <= set(first["stages"])
 
     model = RecommenderModel.load(spark, out / "model")
-    assert model.params["rank"] == 2
+    assert model.params["rank"] == 2 and model.day_bias is not None
     assert (out / "models" / "implicit" / "metadata.json").exists()
+    assert (out / "models" / "item_knn" / "metadata.json").exists()
     recs = (out / "recommendations.csv").read_text().splitlines()
-    assert recs[0] == "user,rank,movie_id,title,prediction" and len(recs) == 1 + 2 * 2
-    assert not any(line.startswith("ana,") and ",1,Movie 1," in line for line in recs)
+    header = recs[0].split(",")
+    assert header[:4] == ["user", "user_id", "rank", "movie_id"] and len(recs) == 1 + 2 * 2
+    assert not any(line.startswith("ana,") and line.split(",")[3] in ("1", "2") for line in recs[1:])
     sample = (out / "predictions_sample.csv").read_text().splitlines()
-    assert len(sample) == 6 and sample[0].endswith("global_mean,bias,als,implicit")
+    assert len(sample) == 6 and sample[0].endswith(",".join(ALL_MODELS.split(",")))
     printed = capsys.readouterr().out
-    assert "ndcg@3" in printed and "als" in printed
+    assert "ndcg@3" in printed and "item_knn" in printed
+
+    # Same seed, same data: same split and same metrics (checked on the cheap models).
+    again = tmp_path / "second"
+    assert job.run(spark, _config(again, "", "bias,als")) == 0
+    second = json.loads((again / "metrics.json").read_text())
+    assert second["counts"] == first["counts"]
+    for name in ("bias", "als"):
+        a, b = first["models"][name], second["models"][name]
+        # Aggregations sum shuffled blocks in arrival order, so floats may
+        # differ in their last bits; anything beyond that is a real change.
+        for key in ("rmse", "mae", "r2", "ndcg@3", "precision@3"):
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)

@@ -322,3 +322,21 @@ def run_submit(
 def meaningful_stderr(stderr: str) -> list[str]:
     """stderr lines with blank lines and known JVM start-up noise removed."""
     return [line for line in stderr.splitlines() if line.strip() and not JVM_NOISE.match(line)]
+
+
+def write_tiny_release(release_dir: Path, target: Path, max_user: int) -> Path:
+    """A copy of a CSV-layout release (ml-latest-small) keeping the ratings and
+    tags of users 1..``max_user`` only; returns the folder that holds it.
+
+    Lines are copied byte for byte (CRLF endings included), so loading them
+    exercises the same parser as the full release.
+    """
+    out = target / release_dir.name
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("movies.csv", "links.csv"):
+        (out / name).write_bytes((release_dir / name).read_bytes())
+    for name in ("ratings.csv", "tags.csv"):
+        lines = (release_dir / name).read_bytes().splitlines(keepends=True)
+        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(b",", 1)[0]) <= max_user]
+        (out / name).write_bytes(b"".join(kept))
+    return target

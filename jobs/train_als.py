@@ -4,7 +4,9 @@
 
 Loads the release, splits its ratings (seeded random split by default), fits
 the models named in ``[evaluate] models`` -- the global mean and damped-bias
-baselines, biased ALS (biases plus ALS on their residuals), ALS with
+(user, movie, user-day) baselines, biased ALS (biases plus ALS on their
+residuals), item- and user-based kNN on the same residuals, a blend of
+those fitted on a validation slice of the training split, ALS with
 implicit preferences for top-N ranking, and a popularity ranking baseline --
 evaluates each on the test split, recommends top-N unseen movies for the
 people in ``conf/custom_ratings.csv`` (movies by id or title; folded into

@@ -236,7 +236,9 @@ class StandaloneCluster:
         while time.monotonic() < deadline:
             try:
                 alive = sum(1 for w in self.state()["workers"] if w["state"] == "ALIVE")
-            except OSError:
+            except (OSError, ValueError):
+                # Not up yet: refused, or (seen in CI under load) an empty
+                # /json/ page from a master still electing itself leader.
                 alive = -1
             if alive >= count:
                 return

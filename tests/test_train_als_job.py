@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
 from jobs import train_als as job
 from movierec_spark import cli
 from movierec_spark.model import RecommenderModel
-from movierec_spark.releases import WHOLE_STARS
+from tests.tiny_release import tiny_release
 
 
 def _exit_code(argv):
@@ -45,23 +44,6 @@ def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys):
     assert "rank" in capsys.readouterr().err
 
 
-def _tiny_release(spark):
-    """30 users x 12 movies; user taste and movie quality make a learnable signal."""
-    rows = []
-    for user in range(1, 31):
-        for movie in range(1, 13):
-            if (user * 7 + movie * 3) % 4 == 0:
-                continue
-            rating = 1 + (user % 3 + movie % 4 + (user * movie) % 2) % 5
-            rows.append((user, movie, float(rating), 1000 + user * 100 + movie))
-    ratings = spark.createDataFrame(rows, "user_id int, movie_id int, rating float, timestamp long")
-    movies = spark.createDataFrame(
-        [(m, f"Movie {m}", 2000 + m, ["Drama"]) for m in range(1, 14)],
-        "movie_id int, title string, year int, genres array<string>",
-    )
-    return types.SimpleNamespace(name="ml-100k", ratings=ratings, movies=movies, scale=WHOLE_STARS)
-
-
 def _config(output, custom, models):
     parser = job.build_parser()
     args = parser.parse_args(
@@ -84,7 +66,7 @@ ALL_MODELS = "global_mean,bias,als,blend,implicit"
 
 
 def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
-    release = _tiny_release(spark)
+    release = tiny_release(spark, catalog_movies=13)
     monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
     custom = tmp_path / "custom.csv"
     custom.write_text("user,movie,rating\nana,1,5\nana,2,1\nbo,3,4\n")

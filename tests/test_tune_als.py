@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import types
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from movierec_spark import MovieRecError, cli
 from movierec_spark import tune as T
 from movierec_spark.config import load_config
 from movierec_spark.releases import WHOLE_STARS
+from tests.tiny_release import tiny_release
 
 
 def _exit_code(argv):
@@ -142,25 +142,8 @@ def test_implicit_estimator_output_matches_hand_computed_top_k_and_ndcg(spark):
 # --- the job on tiny data ---
 
 
-def _tiny_release(spark):
-    """30 users x 12 movies with a learnable pattern (as in the train_als job test)."""
-    rows = []
-    for user in range(1, 31):
-        for movie in range(1, 13):
-            if (user * 7 + movie * 3) % 4 == 0:
-                continue
-            rating = 1 + (user % 3 + movie % 4 + (user * movie) % 2) % 5
-            rows.append((user, movie, float(rating), 1000 + user * 100 + movie))
-    ratings = spark.createDataFrame(rows, "user_id int, movie_id int, rating float, timestamp long")
-    movies = spark.createDataFrame(
-        [(m, f"Movie {m}", 2000 + m, ["Drama"]) for m in range(1, 13)],
-        "movie_id int, title string, year int, genres array<string>",
-    )
-    return types.SimpleNamespace(name="ml-100k", ratings=ratings, movies=movies, scale=WHOLE_STARS)
-
-
 def _run(spark, argv, monkeypatch):
-    release = _tiny_release(spark)
+    release = tiny_release(spark)
     monkeypatch.setattr(train_als, "load_release", lambda spark, cfg: release)
     args = job.build_parser().parse_args(argv)
     cfg = cli.build_config(args)

@@ -245,6 +245,9 @@ def validate_data_and_split(cfg: Config) -> None:
             raise MovieRecError(f"[split] test_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
     if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
         raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
+    partitions = split.get("partitions", 16)
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
 
 
 def validate(cfg: Config) -> None:
@@ -310,7 +313,10 @@ def make_split(spark, cfg: Config, loaded):
             "train_file_rejects": train_rejects.count(),
             "test_file_rejects": test_rejects.count(),
         }
-    return S.split_ratings(loaded.ratings, method, float(section["test_fraction"]), int(section["seed"])), {}
+    partitions = section.get("partitions", S.SPLIT_PARTITIONS)
+    return S.split_ratings(
+        loaded.ratings, method, float(section["test_fraction"]), int(section["seed"]), partitions
+    ), {}
 
 
 def knn_params(cfg: Config, name: str):
@@ -676,6 +682,7 @@ def run(spark, cfg: Config) -> int:
             train = split.train.select(*keep).cache()
             flagged_test = E.with_cold_flags(split.test.select(*keep), train).cache()
             counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test), **rejected}
+            split.release()
             if counts["train_rows"] == 0 or counts["test_rows"] == 0:
                 raise MovieRecError(
                     f"the split left {counts['train_rows']} training and {counts['test_rows']} test ratings; "

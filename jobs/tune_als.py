@@ -264,6 +264,7 @@ def run(spark, cfg: Config, command: str = "") -> int:
             keep = [c for c in (C.USER_ID, C.MOVIE_ID, C.RATING, C.TIMESTAMP) if c in split.train.columns]
             train = split.train.select(*keep).cache()
             train_rows = train.count()
+            split.release()
             if train_rows == 0:
                 raise MovieRecError("the split left no training ratings; use a smaller test fraction or more data")
             log.info("tuning on %d training ratings", train_rows)

@@ -8,24 +8,23 @@ every input row exactly once.
 Methods
 -------
 ``random`` (the default)
+    ``DataFrame.randomSplit`` with a seed, made deterministic. The input is
+    first hash-partitioned on (user, movie) into a fixed number of
+    partitions (``partitions``, 16 by default) and persisted. Spark's
+    randomSplit sorts each partition before it samples it with a generator
+    seeded by the seed and the partition's index, so a row's half depends on
+    which partition holds it and on the other rows there. Hash partitioning
+    fixes both from the rows alone: a re-evaluated split (a lost executor, an
+    evicted cached block, a retried task), another cluster or another file
+    layout gives the same halves, and no row can be in both or in neither.
+    Same rows, seed and ``partitions``: same split.
+``hash``
     Each row goes to test when a seeded hash of (seed, user, movie) falls in
-    the first ``test_fraction`` of the hash's range. The decision is made
-    per row, from the row alone, so it is deterministic by construction: the
-    same rows land in test whatever the partitioning, the order of the rows,
-    or how often Spark recomputes them (a lost executor, an evicted cached
-    block, a retried task). Nothing needs persisting, and no row can be in
-    both halves or in neither. The test share is ``test_fraction`` up to
-    sampling noise (a binomial draw, as with ``randomSplit``).
-``randomsplit``
-    ``DataFrame.randomSplit`` with a seed, on a persisted input: the seeded
-    ``randomSplit`` of earlier versions (and of MLlib examples), kept for
-    comparison with figures measured that way. Spark samples each partition
-    with a seeded generator after sorting it, so a row's half depends on
-    the partition it sits in and on its neighbours; an input that is
-    recomputed differently (a shuffle that lands rows elsewhere after an
-    executor is lost) could put a row in both halves or in neither.
-    Persisting first pins the partitions for as long as the cached blocks
-    survive, which is why ``random`` no longer relies on it.
+    the first ``test_fraction`` of the hash's range: decided per row, from
+    the row alone, with no shuffle and no persist. Deterministic whatever
+    the partitioning; a different seed gives an independent choice. Its
+    test share is ``test_fraction`` up to sampling noise, as with
+    ``random``.
 ``stratified``
     Per user: the same fraction of each user's ratings goes to test
     (``round(n * fraction)``, at least one rating kept in train). Which
@@ -54,11 +53,14 @@ from movierec_spark import columns as C
 log = logging.getLogger(__name__)
 
 RANDOM = "random"
-RANDOMSPLIT = "randomsplit"
+HASH = "hash"
 STRATIFIED = "stratified"
 CHRONOLOGICAL = "chronological"
 PREDEFINED = "predefined"
-METHODS = (RANDOM, RANDOMSPLIT, STRATIFIED, CHRONOLOGICAL, PREDEFINED)
+METHODS = (RANDOM, HASH, STRATIFIED, CHRONOLOGICAL, PREDEFINED)
+
+# Partitions the random split samples; part of what fixes its result.
+SPLIT_PARTITIONS = 16
 
 # Resolution of the hash split: fractions are honoured to 1e-6.
 _HASH_BUCKETS = 1_000_000
@@ -76,9 +78,17 @@ class Split:
     method: str
     test_fraction: float | None = None
     seed: int | None = None
+    # The persisted input both halves are drawn from (random split only).
+    pinned: DataFrame | None = None
 
     def describe(self) -> dict:
         return {"method": self.method, "test_fraction": self.test_fraction, "seed": self.seed}
+
+    def release(self) -> None:
+        """Unpersist the pinned input; call once ``train`` and ``test`` are cached or written."""
+        if self.pinned is not None:
+            self.pinned.unpersist()
+            self.pinned = None
 
 
 def _check_fraction(test_fraction: float) -> None:
@@ -95,13 +105,15 @@ def hash_bucket(seed: int):
     return F.pmod(F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.MOVIE_ID)), F.lit(_HASH_BUCKETS))
 
 
-def random_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
-    """Seeded hash split: about ``test_fraction`` of the rows go to test.
+def random_split(
+    ratings: DataFrame, test_fraction: float, seed: int, partitions: int = SPLIT_PARTITIONS
+) -> Split:
+    """Seeded ``DataFrame.randomSplit``: about ``test_fraction`` of the rows go to test.
 
-    Deterministic by construction (see the module docstring): no persist is
-    needed, and a recomputed partition gives the same rows. Which rows go to
-    test depends only on ``seed`` and each row's (user_id, movie_id); a
-    different seed gives a different, independent choice.
+    Deterministic (see the module docstring): the input is hash-partitioned
+    on (user_id, movie_id) into ``partitions`` partitions and persisted
+    (memory, spilling to disk) before the split. :meth:`Split.release`
+    frees it.
 
     Examples
     --------
@@ -110,24 +122,27 @@ def random_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
     True
     """
     _check_fraction(test_fraction)
-    in_test = hash_bucket(seed) < F.lit(int(round(test_fraction * _HASH_BUCKETS)))
-    return Split(ratings.where(~in_test), ratings.where(in_test), RANDOM, test_fraction, seed)
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
+    pinned = ratings.repartition(partitions, C.USER_ID, C.MOVIE_ID).persist(StorageLevel.MEMORY_AND_DISK)
+    train, test = pinned.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    return Split(train, test, RANDOM, test_fraction, seed, pinned)
 
 
-def randomsplit_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
-    """Seeded ``DataFrame.randomSplit`` of ``ratings`` into train and test.
+def hash_bucket(seed: int):
+    """A row's bucket in ``[0, _HASH_BUCKETS)`` from a seeded hash of (user, movie).
 
-    The input is persisted (memory, spilling to disk) so that both halves
-    come from the same materialised partitions; the caller may unpersist
-    ``ratings`` once ``train`` and ``test`` are cached or written. A row's
-    half depends on its partition, so prefer :func:`random_split` wherever
-    executors can be lost.
+    Only the row's own ids and the seed go in, so the bucket is the same on
+    every evaluation, partition and executor.
     """
+    return F.pmod(F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.MOVIE_ID)), F.lit(_HASH_BUCKETS))
+
+
+def hash_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
+    """Seeded hash split: a row is in test when its :func:`hash_bucket` is below ``test_fraction``."""
     _check_fraction(test_fraction)
-    if not ratings.storageLevel.useMemory and not ratings.storageLevel.useDisk:
-        ratings = ratings.persist(StorageLevel.MEMORY_AND_DISK)
-    train, test = ratings.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
-    return Split(train, test, RANDOMSPLIT, test_fraction, seed)
+    in_test = hash_bucket(seed) < F.lit(int(round(test_fraction * _HASH_BUCKETS)))
+    return Split(ratings.where(~in_test), ratings.where(in_test), HASH, test_fraction, seed)
 
 
 def _seeded_order(seed: int):
@@ -162,7 +177,7 @@ def chronological_split(ratings: DataFrame, test_fraction: float) -> Split:
     """Each user's latest ``test_fraction`` of ratings go to test."""
     _check_fraction(test_fraction)
     if C.TIMESTAMP not in ratings.columns:
-        raise MovieRecError("a chronological split needs a timestamp column; use --split random")
+        raise MovieRecError("a chronological split needs a timestamp column; use --split random or hash")
     order = [F.col(C.TIMESTAMP).desc_nulls_last(), F.col(C.MOVIE_ID).desc()]
     train, test = _per_user_split(ratings, test_fraction, order)
     return Split(train, test, CHRONOLOGICAL, test_fraction, None)
@@ -173,12 +188,14 @@ def predefined_split(train: DataFrame, test: DataFrame) -> Split:
     return Split(train, test, PREDEFINED, None, None)
 
 
-def split_ratings(ratings: DataFrame, method: str, test_fraction: float, seed: int) -> Split:
-    """Dispatch on ``method`` (one of random, randomsplit, stratified, chronological)."""
+def split_ratings(
+    ratings: DataFrame, method: str, test_fraction: float, seed: int, partitions: int = SPLIT_PARTITIONS
+) -> Split:
+    """Dispatch on ``method`` (one of random, hash, stratified, chronological)."""
     if method == RANDOM:
-        return random_split(ratings, test_fraction, seed)
-    if method == RANDOMSPLIT:
-        return randomsplit_split(ratings, test_fraction, seed)
+        return random_split(ratings, test_fraction, seed, partitions)
+    if method == HASH:
+        return hash_split(ratings, test_fraction, seed)
     if method == STRATIFIED:
         return stratified_split(ratings, test_fraction, seed)
     if method == CHRONOLOGICAL:

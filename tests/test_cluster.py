@@ -204,7 +204,7 @@ def test_training_on_the_cluster_matches_the_local_run(cluster_train, local_trai
     on_cluster, local = _metrics(cluster_train[0]), _metrics(local_train)
     assert on_cluster["spark"]["master"].startswith("spark://")
     assert local["spark"]["master"].startswith("local")
-    assert on_cluster["split"]["method"] == "random"  # the hash split
+    assert on_cluster["split"]["method"] == "random"  # the seeded randomSplit
     assert_same_results(on_cluster, local)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -43,11 +44,13 @@ def _assert_partition(ratings, split):
 def test_random_split_is_a_partition_and_repeatable(spark):
     ratings = _ratings(spark)
     first = random_split(ratings, 0.3, seed=7)
+    assert first.method == "random" and first.pinned.is_cached
     _assert_partition(ratings, first)
-    assert not ratings.is_cached  # deterministic by construction: nothing pinned
     second = random_split(_ratings(spark), 0.3, seed=7)
     assert _keys(first.test) == _keys(second.test)
     assert _keys(random_split(_ratings(spark), 0.3, seed=8).test) != _keys(first.test)
+    first.release()
+    assert first.pinned is None
 
 
 def _many(spark, n=4000):
@@ -60,17 +63,27 @@ def _many(spark, n=4000):
     )
 
 
-def test_random_split_does_not_depend_on_partitioning_or_recomputation(spark):
+def _reshuffled(df, partitions):
+    """``df`` in a new partitioning on every evaluation (as after a lost
+    executor recomputes it): hash-partitioned on a Python random number,
+    drawn afresh each time (rand() would reuse its seed)."""
+    noise = F.udf(lambda _: random.random(), "double").asNondeterministic()
+    return df.withColumn("_noise", noise(F.col("movie_id"))).repartition(partitions, "_noise").drop("_noise")
+
+
+@pytest.mark.parametrize("method", ["random", "hash"])
+def test_random_splits_do_not_depend_on_partitioning_or_recomputation(spark, method):
     """What a lost executor does to a split: the input recomputed, in another
-    partitioning and row order. The hash split gives the same rows; the
-    halves, evaluated separately from differently shuffled inputs, still
-    neither duplicate nor lose a row."""
+    partitioning and row order. Both seeded splits give the same rows; with
+    the random split's pinned input released, train and test are evaluated
+    separately, each from a differently shuffled input, and still neither
+    duplicate nor lose a row."""
     base = _many(spark)
     test_sets = []
     for partitions in (1, 3, 7):
-        # rand() without a seed: a new order on every evaluation.
-        shuffled = base.repartition(partitions).orderBy(F.rand())
-        split = random_split(shuffled, 0.25, seed=11)
+        shuffled = _reshuffled(base, partitions)
+        split = split_ratings(shuffled, method, 0.25, 11)
+        split.release()
         train, test = _keys(split.train), _keys(split.test)
         assert len(train) + len(test) == 4000 and len(set(train) | set(test)) == 4000, partitions
         test_sets.append(test)
@@ -79,15 +92,23 @@ def test_random_split_does_not_depend_on_partitioning_or_recomputation(spark):
     assert abs(len(test_sets[0]) - 1000) < 140, len(test_sets[0])
 
 
-def test_randomsplit_of_a_nondeterministic_input_neither_duplicates_nor_loses(spark):
-    # The randomSplit method: without its persist, train and test would be
-    # computed from two different orders of this input.
-    noisy = _many(spark, 400).orderBy(F.rand())
-    split = split_ratings(noisy, "randomsplit", 0.5, 1)
-    assert split.method == "randomsplit"
-    train, test = _keys(split.train), _keys(split.test)
-    assert len(train) + len(test) == 400 and len(set(train) | set(test)) == 400
-    noisy.unpersist()
+def test_plain_randomsplit_of_a_reshuffled_input_is_not_a_partition(spark):
+    """Why the random split hash-partitions its input: DataFrame.randomSplit
+    alone, on an input whose partitions change between evaluations, puts
+    rows in both halves or in neither."""
+    noisy = _reshuffled(_many(spark), 4)
+    train, test = noisy.randomSplit([0.75, 0.25], seed=11)
+    keys = _keys(train) + _keys(test)
+    assert len(keys) != 4000 or len(set(keys)) != 4000
+
+
+def test_random_split_partitions_are_part_of_its_definition(spark):
+    ratings = _many(spark, 400)
+    eight = _keys(random_split(ratings, 0.5, 1, partitions=8).test)
+    assert _keys(random_split(ratings, 0.5, 1, partitions=8).test) == eight
+    assert _keys(random_split(ratings, 0.5, 1, partitions=3).test) != eight
+    with pytest.raises(MovieRecError, match="partitions must be a whole number"):
+        random_split(ratings, 0.5, 1, partitions=0)
 
 
 def test_stratified_split_gives_each_user_the_same_fraction(spark):
@@ -125,7 +146,7 @@ def test_chronological_split_puts_each_users_latest_ratings_in_test(spark):
 
 def test_split_of_an_empty_table_is_empty(spark):
     empty = spark.createDataFrame([], SCHEMA)
-    for method in ("random", "randomsplit", "stratified", "chronological"):
+    for method in ("random", "hash", "stratified", "chronological"):
         split = split_ratings(empty, method, 0.2, 1)
         assert split.train.count() == 0 and split.test.count() == 0
 

@@ -37,11 +37,14 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
     assert len(err) == 1 and message in err[0], err
 
 
-def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "text, message", [("[als]\nrank = 0\n", "rank"), ("[split]\npartitions = 0\n", "[split] partitions")]
+)
+def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[als]\nrank = 0\n")
+    bad.write_text(text)
     assert _exit_code(["--config", str(bad)]) == cli.EXIT_USAGE
-    assert "rank" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def _config(output, custom, models):

@@ -6,8 +6,9 @@ Loads the release, splits its ratings (seeded random split by default), fits
 the models named in ``[evaluate] models`` -- the global mean and damped-bias
 (user, movie, user-day) baselines, biased ALS (biases plus ALS on their
 residuals), item- and user-based kNN on the same residuals, a blend of
-those fitted on a validation slice of the training split, ALS with
-implicit preferences for top-N ranking, and a popularity ranking baseline --
+those fitted on a validation slice of the training split, and for top-N
+ranking ALS with implicit preferences, EASE (item-to-item weights), a
+weighted sum of the two and a popularity baseline --
 evaluates each on the test split, recommends top-N unseen movies for the
 people in ``conf/custom_ratings.csv`` (movies by id or title; folded into
 the biased ALS model, or refitted with ``--custom-method retrain``), and
@@ -58,11 +59,15 @@ USER_KNN = "user_knn"
 BLEND = "blend"
 IMPLICIT = "implicit"
 POPULARITY = "popularity"
-MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, POPULARITY)
+EASE = "ease"
+TOPN_BLEND = "topn_blend"
+MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, EASE, TOPN_BLEND, POPULARITY)
 # Models the blend can combine (each predicts ratings).
 BLEND_MEMBERS = (BIAS, ALS_MODEL, ITEM_KNN, USER_KNN)
+# Models the top-N blend can combine (each scores a ranking).
+TOPN_MEMBERS = (IMPLICIT, EASE, POPULARITY)
 # Models whose scores are rankings, not ratings: no rmse/mae/r2.
-RANKING_ONLY = (IMPLICIT, POPULARITY)
+RANKING_ONLY = (IMPLICIT, EASE, TOPN_BLEND, POPULARITY)
 # Not ranked: the global mean ties every movie; scoring every unseen movie of
 # every user with a neighbourhood model (and so the blend) costs a join per
 # user's rating and candidate, hours on a large release, and explicit-rating
@@ -193,6 +198,28 @@ def implicit_params(cfg: Config):
     return AlsParams.from_config({**_section(cfg, "als"), **_section(cfg, "implicit")})
 
 
+def ease_params(cfg: Config):
+    from movierec_spark.ease import EaseParams
+
+    return EaseParams.from_config(_section(cfg, "ease"))
+
+
+def topn_blend_weights(cfg: Config) -> dict[str, float]:
+    """``[topn_blend]``: member name -> weight, checked."""
+    section = _section(cfg, "topn_blend")
+    members, weights = section.get("members", [IMPLICIT, EASE]), section.get("weights", [0.3, 0.7])
+    if not isinstance(members, list) or not members or any(m not in TOPN_MEMBERS for m in members):
+        raise MovieRecError(f"[topn_blend] members must be a list of {', '.join(TOPN_MEMBERS)}, got {members!r}")
+    if len(set(members)) != len(members):
+        raise MovieRecError(f"[topn_blend] members names a model twice: {members!r}")
+    if (
+        not isinstance(weights, list) or len(weights) != len(members)
+        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf") for w in weights)
+    ):
+        raise MovieRecError(f"[topn_blend] weights must be {len(members)} numbers of 0 or more, one per member, got {weights!r}")
+    return {member: float(weight) for member, weight in zip(members, weights)}
+
+
 def bias_params(cfg: Config):
     from movierec_spark.fit import BiasParams
 
@@ -258,6 +285,8 @@ def validate(cfg: Config) -> None:
     als_params(cfg).validate()
     implicit_params(cfg).validate()
     bias_params(cfg).validate()
+    ease_params(cfg)
+    topn_blend_weights(cfg)
     confidence = _section(cfg, "implicit").get("confidence", "binary")
     if confidence not in CONFIDENCES:
         raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
@@ -396,6 +425,10 @@ class _Fitters:
             return fit.fit_implicit_als(data, self.scale, implicit_params(self.cfg), confidence)
         if name == POPULARITY:
             return fit.fit_popularity_model(data, self.scale)
+        if name == EASE:
+            from movierec_spark.ease import fit_ease
+
+            return fit_ease(data, ease_params(self.cfg))
         raise MovieRecError(f"unknown model {name!r}")  # pragma: no cover - names are checked first
 
 
@@ -432,9 +465,12 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
                 if hasattr(model, "unpersist"):
                     model.unpersist()
             fit_part.unpersist()
-    on_train = [n for n in MODEL_NAMES if n in wanted and n != BLEND]
+    needed = set(wanted)
     if report is not None and report.params["refit"]:
-        on_train = [n for n in MODEL_NAMES if n != BLEND and (n in wanted or n in report.names)]
+        needed |= set(report.names)
+    if TOPN_BLEND in wanted:
+        needed |= set(topn_blend_weights(cfg))
+    on_train = [n for n in MODEL_NAMES if n in needed and n not in (BLEND, TOPN_BLEND)]
     models: dict[str, Any] = {}
     for name in on_train:
         with timer.stage(f"fit {name}"):
@@ -447,6 +483,11 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
             log.warning("the blend did not beat %s alone on validation: blend = %s", report.best_single, report.best_single)
             models[BLEND] = members[report.best_single]
         extra[BLEND] = {"blend": report.as_dict()}
+    if TOPN_BLEND in wanted:
+        from movierec_spark.ease import TopNBlend
+
+        weights = topn_blend_weights(cfg)
+        models[TOPN_BLEND] = TopNBlend({name: models[name] for name in weights}, weights)
     return {name: models[name] for name in wanted}, extra
 
 
@@ -567,12 +608,21 @@ def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_rating
 
 def model_params(model) -> dict[str, Any]:
     """The parameters a fitted model reports (a blend: its weights and members')."""
+    from dataclasses import asdict
+
     from movierec_spark.blend import BlendModel
+    from movierec_spark.ease import EaseModel, TopNBlend
     from movierec_spark.knn import KNNModel
 
+    if isinstance(model, EaseModel):
+        return {"model": EASE, **asdict(model.params)}
+    if isinstance(model, TopNBlend):
+        return {
+            "model": TOPN_BLEND,
+            "weights": model.weights,
+            "members": {name: model_params(member) for name, member in model.models.items()},
+        }
     if isinstance(model, KNNModel):
-        from dataclasses import asdict
-
         return {"model": "knn", **asdict(model.params), "baseline": model.baseline.params}
     if isinstance(model, BlendModel):
         return {

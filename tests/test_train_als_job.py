@@ -38,7 +38,14 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
 
 
 @pytest.mark.parametrize(
-    "text, message", [("[als]\nrank = 0\n", "rank"), ("[split]\npartitions = 0\n", "[split] partitions")]
+    "text, message",
+    [
+        ("[als]\nrank = 0\n", "rank"),
+        ("[split]\npartitions = 0\n", "[split] partitions"),
+        ("[ease]\nreg_param = 0\n", "[ease] reg_param"),
+        ("[topn_blend]\nweights = [1.0]\n", "[topn_blend] weights"),
+        ("[topn_blend]\nmembers = [\"als\", \"ease\"]\n", "[topn_blend] members"),
+    ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
     bad = tmp_path / "bad.toml"
@@ -65,7 +72,7 @@ def _config(output, custom, models):
     return cfg
 
 
-ALL_MODELS = "global_mean,bias,als,blend,implicit"
+ALL_MODELS = "global_mean,bias,als,blend,implicit,topn_blend"
 
 
 def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
@@ -100,13 +107,19 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     assert blend["params"]["model"] == ("blend" if report["kept"] else "knn" if best == "item_knn" else best)
     rmses = {n: m["rmse"] for n, m in first["models"].items() if m["rmse"] is not None}
     assert first["best"]["rmse"] == {"model": min(rmses, key=rmses.get), "value": min(rmses.values())}
-    assert first["best"]["ndcg@3"]["model"] in ("bias", "als", "implicit")
+    topn = first["models"]["topn_blend"]
+    assert topn["rmse"] is None and isinstance(topn["ndcg@3"], float)
+    # Its members come from [topn_blend] members, whether or not --models lists them.
+    assert topn["params"]["weights"] == {"implicit": 0.3, "ease": 0.7} and topn["params"]["members"]["ease"]["model"] == "ease"
+    ndcgs = {n: m["ndcg@3"] for n, m in first["models"].items() if m["ndcg@3"] is not None}
+    assert first["best"]["ndcg@3"] == {"model": max(ndcgs, key=ndcgs.get), "value": max(ndcgs.values())}
     assert {"load", "split", "blend: fit members on the fit part", "fit als", "evaluate als", "write"} <= set(first["stages"])
 
     model = RecommenderModel.load(spark, out / "model")
     assert model.params["rank"] == 2 and model.day_bias is not None
     assert (out / "models" / "implicit" / "metadata.json").exists()
     assert (out / "models" / "blend" / "metadata.json").exists()
+    assert (out / "models" / "topn_blend" / "ease" / "metadata.json").exists()
     recs = (out / "recommendations.csv").read_text().splitlines()
     header = recs[0].split(",")
     assert header[:4] == ["user", "user_id", "rank", "movie_id"] and len(recs) == 1 + 2 * 2

@@ -1,0 +1,281 @@
+"""EASE, a linear item-to-item top-N model, and the top-N blend it joins.
+
+EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data")
+sees the ratings as interactions (``X[u, i] = 1`` when user ``u`` rated
+movie ``i``, whatever the stars) and learns the item-to-item weights ``B``
+that best rebuild ``X`` from itself, with no movie allowed to explain
+itself::
+
+    B = argmin ||X - X B||^2 + reg_param ||B||^2   with diag(B) = 0
+      = -P / diag(P)  (column-wise),  P = (X'X + reg_param I)^-1
+
+A user's score for movie ``j`` is the sum of ``B[i, j]`` over the movies
+``i`` they rated. Unlike a neighbourhood model it accounts for movies that
+are rated together for the same reason, which makes it one of the strongest
+top-N models on MovieLens-sized catalogues.
+
+Where the work happens: Spark sums the Gram matrix ``X'X`` over users
+(``RowMatrix.computeGramianMatrix``, a tree aggregation); the inverse is a
+dense ``M x M`` solve on the driver, so the model covers the ``max_items``
+most-rated movies (5000 by default: a 200 MB matrix, seconds to invert) and
+gives the others no score. The weights, pruned to each movie's
+``neighbours`` largest, go back to Spark as a table, and scoring is a join
+of a user's ratings with it.
+
+:class:`TopNBlend` adds the scores of ranking models with fixed weights:
+the top-N mode's blend of implicit ALS and EASE (``[topn_blend]``).
+
+Input: ratings ``user_id, movie_id`` (other columns ignored). Scores:
+``predict(pairs)`` returns ``pairs`` plus ``prediction`` (the score; not a
+rating).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+EASE = "ease"
+TOPN_BLEND = "topn_blend"
+
+WEIGHT = "weight"
+_SOURCE = "_source_movie_id"
+_INDEX = "_item_index"
+_SCORE = "_ease_score"
+
+# RowMatrix.computeGramianMatrix refuses 65536 columns or more.
+_MAX_GRAM_COLUMNS = 65535
+
+
+@dataclass(frozen=True)
+class EaseParams:
+    """``[ease]``: the L2 penalty, how many movies, how many weights each keeps."""
+
+    reg_param: float = 300.0
+    max_items: int = 5000
+    neighbours: int = 200
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "EaseParams":
+        known = {k: section[k] for k in ("reg_param", "max_items", "neighbours") if k in section}
+        return cls(**known).validate()
+
+    def validate(self) -> "EaseParams":
+        reg = self.reg_param
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not 0 < reg < float("inf"):
+            raise MovieRecError(f"[ease] reg_param must be a number above 0, got {reg!r}")
+        for name, top in (("max_items", _MAX_GRAM_COLUMNS), ("neighbours", None)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (top and value > top):
+                limit = f" and at most {top}" if top else ""
+                raise MovieRecError(f"[ease] {name} must be a whole number of 1 or more{limit}, got {value!r}")
+        return self
+
+
+def item_index(ratings: DataFrame, max_items: int) -> list[int]:
+    """The ``max_items`` most-rated movies, most rated first (ties: lower id first)."""
+    counts = ratings.groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).alias("_n"))
+    rows = counts.orderBy(F.col("_n").desc(), F.col(C.MOVIE_ID).asc()).limit(max_items).collect()
+    return [row[C.MOVIE_ID] for row in rows]
+
+
+def gram_matrix(ratings: DataFrame, movies: list[int]) -> np.ndarray:
+    """``X'X`` over ``movies`` (in that order): co-rating counts, summed by Spark."""
+    from pyspark.mllib.linalg import SparseVector
+    from pyspark.mllib.linalg.distributed import RowMatrix
+
+    spark = ratings.sparkSession
+    size = len(movies)
+    index = spark.createDataFrame(
+        pd.DataFrame({C.MOVIE_ID: movies, _INDEX: range(size)}).astype({C.MOVIE_ID: "int32", _INDEX: "int32"})
+    )
+    rows = (
+        ratings.select(C.USER_ID, C.MOVIE_ID)
+        .distinct()
+        .join(F.broadcast(index), on=C.MOVIE_ID, how="inner")
+        .groupBy(C.USER_ID)
+        .agg(F.sort_array(F.collect_list(_INDEX)).alias(_INDEX))
+    )
+    vectors = rows.rdd.map(lambda row: SparseVector(size, row[_INDEX], [1.0] * len(row[_INDEX])))
+    return RowMatrix(vectors, numCols=size).computeGramianMatrix().toArray()
+
+
+def ease_weights(gram: np.ndarray, reg_param: float) -> np.ndarray:
+    """EASE's closed form: ``B = -P / diag(P)`` by column, ``P = (G + reg I)^-1``, ``diag(B) = 0``."""
+    penalised = np.array(gram, dtype=np.float64, copy=True)
+    penalised[np.diag_indices_from(penalised)] += reg_param
+    precision = np.linalg.inv(penalised)
+    weights = -precision / np.diag(precision)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def prune(weights: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``neighbours`` largest weights by size, as ``(row, column, weight)`` arrays.
+
+    Zero weights (the diagonal) are never kept.
+    """
+    keep = min(neighbours, weights.shape[1])
+    size = np.abs(weights)
+    if keep < weights.shape[1]:
+        columns = np.argpartition(-size, keep - 1, axis=1)[:, :keep]
+    else:
+        columns = np.tile(np.arange(weights.shape[1]), (weights.shape[0], 1))
+    rows = np.repeat(np.arange(weights.shape[0]), columns.shape[1])
+    columns = columns.ravel()
+    values = weights[rows, columns]
+    nonzero = values != 0.0
+    return rows[nonzero], columns[nonzero], values[nonzero]
+
+
+@dataclass
+class EaseModel:
+    """EASE weights (``_source_movie_id, movie_id, weight``) and the ratings they score."""
+
+    weights: DataFrame
+    seen: DataFrame  # user_id, movie_id: the training interactions
+    params: EaseParams
+
+    def scores(self, users: DataFrame | None = None) -> DataFrame:
+        """``user_id, movie_id, _ease_score`` for every movie a user's ratings reach."""
+        seen = self.seen if users is None else self.seen.join(users.select(C.USER_ID).distinct(), C.USER_ID, "inner")
+        return (
+            seen.select(C.USER_ID, F.col(C.MOVIE_ID).alias(_SOURCE))
+            .join(self.weights, on=_SOURCE, how="inner")
+            .groupBy(C.USER_ID, C.MOVIE_ID)
+            .agg(F.sum(WEIGHT).alias(_SCORE))
+        )
+
+    def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
+        """``pairs`` plus ``prediction``: the EASE score (0 for a movie or user it cannot reach)."""
+        kept = [c for c in pairs.columns if c != C.PREDICTION]
+        scored = pairs.select(*kept).join(
+            self.scores(pairs.select(C.USER_ID)), on=[C.USER_ID, C.MOVIE_ID], how="left"
+        )
+        score = F.coalesce(F.col(_SCORE), F.lit(0.0)).cast("double")
+        out = scored.withColumn(C.PREDICTION, score)
+        if score_col is not None:
+            out = out.withColumn(score_col, score)
+        return out.drop(_SCORE)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "model": EASE, "params": asdict(self.params)}
+
+    def save(self, path: str | Path) -> None:
+        """Write the model under ``path`` (a folder that must not exist yet)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=False)
+        self.weights.write.parquet(str(path / "weights"))
+        self.seen.write.parquet(str(path / "seen"))
+        # Written last: a folder with metadata.json is a complete model.
+        (path / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, spark: SparkSession, path: str | Path) -> "EaseModel":
+        """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
+        meta = _read_metadata(path, EASE)
+        path = Path(path)
+        return cls(
+            weights=spark.read.parquet(str(path / "weights")),
+            seen=spark.read.parquet(str(path / "seen")),
+            params=EaseParams(**meta["params"]).validate(),
+        )
+
+
+def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel:
+    """Fit EASE on ``ratings`` (``user_id, movie_id``; every rating counts as 1)."""
+    params.validate()
+    movies = item_index(ratings, params.max_items)
+    if not movies:
+        raise MovieRecError("EASE needs at least one rating to learn from")
+    gram = gram_matrix(ratings, movies)
+    rows, columns, values = prune(ease_weights(gram, float(params.reg_param)), params.neighbours)
+    ids = np.asarray(movies, dtype=np.int32)
+    table = pd.DataFrame({_SOURCE: ids[rows], C.MOVIE_ID: ids[columns], WEIGHT: values.astype(np.float64)})
+    spark = ratings.sparkSession
+    # Checkpointed (written to the checkpoint folder now): the table came from
+    # the driver, and every later scan of it would ship it inside a task.
+    weights = spark.createDataFrame(table, f"{_SOURCE} int, {C.MOVIE_ID} int, {WEIGHT} double").checkpoint()
+    log.info("EASE on the %d most-rated movies: %d weights kept", len(movies), len(table))
+    return EaseModel(weights=weights, seen=ratings.select(C.USER_ID, C.MOVIE_ID), params=params)
+
+
+@dataclass
+class TopNBlend:
+    """Ranking models' scores added with fixed weights (a ranking, not a rating)."""
+
+    models: dict[str, Any]
+    weights: dict[str, float]
+
+    def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
+        """``pairs`` plus ``prediction``: the weighted sum of the members' scores."""
+        kept = [c for c in pairs.columns if c != C.PREDICTION]
+        scored = pairs.select(*kept)
+        total = F.lit(0.0)
+        for i, (name, model) in enumerate(self.models.items()):
+            column = f"_member_score_{i}"
+            scored = model.predict(scored, score_col=column).drop(C.PREDICTION)
+            total = total + F.lit(float(self.weights[name])) * F.coalesce(F.col(column), F.lit(0.0))
+        members = [f"_member_score_{i}" for i in range(len(self.models))]
+        out = scored.withColumn(C.PREDICTION, total.cast("double"))
+        if score_col is not None:
+            out = out.withColumn(score_col, F.col(C.PREDICTION))
+        return out.drop(*members)
+
+    def save(self, path: str | Path) -> None:
+        """Write the members and the weights under ``path`` (a folder that must not exist yet)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=False)
+        members = {}
+        for name, model in self.models.items():
+            model.save(path / name)
+            members[name] = EASE if isinstance(model, EaseModel) else "recommender"
+        meta = {"format_version": FORMAT_VERSION, "model": TOPN_BLEND, "weights": self.weights, "members": members}
+        (path / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, spark: SparkSession, path: str | Path) -> "TopNBlend":
+        """Load a blend saved by :meth:`save`; anything else is a MovieRecError."""
+        from movierec_spark.model import RecommenderModel
+
+        meta = _read_metadata(path, TOPN_BLEND)
+        path = Path(path)
+        loaders = {EASE: EaseModel.load, "recommender": RecommenderModel.load}
+        try:
+            models = {name: loaders[kind](spark, path / name) for name, kind in meta["members"].items()}
+            weights = {name: float(meta["weights"][name]) for name in models}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
+        return cls(models, weights)
+
+
+def _read_metadata(path: str | Path, model: str) -> dict[str, Any]:
+    meta_path = Path(path) / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        found, version = meta["model"], meta["format_version"]
+    except FileNotFoundError:
+        raise MovieRecError(
+            f"{path} is not a saved {model} model (no metadata.json); "
+            "train one with ./spark-submit.sh jobs/train_als.py --output DIR"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
+    if found != model or version != FORMAT_VERSION:
+        raise MovieRecError(f"{path} holds model {found!r} format {version}; this version reads {model} format {FORMAT_VERSION}")
+    return meta

@@ -1,0 +1,129 @@
+"""EASE and the top-N blend: the closed form against per-movie ridge
+regressions, the Gram matrix against numpy, scores against a plain
+matrix product, pruning, the blend's sum, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from movierec_spark import MovieRecError
+from movierec_spark.ease import (
+    EaseModel,
+    EaseParams,
+    TopNBlend,
+    ease_weights,
+    fit_ease,
+    gram_matrix,
+    item_index,
+    prune,
+)
+
+# Users 1-5 x movies 10-14; movie 14 is rated by one user only.
+RATED = {1: [10, 11, 12], 2: [10, 11], 3: [11, 12, 13], 4: [10, 12, 13], 5: [10, 11, 13, 14]}
+MOVIES = [10, 11, 12, 13, 14]
+
+
+def _ratings(spark, rated=RATED):
+    rows = [(u, m, 4.0) for u, ms in rated.items() for m in ms]
+    return spark.createDataFrame(rows, "user_id int, movie_id int, rating double")
+
+
+def _matrix(rated=RATED, movies=MOVIES):
+    x = np.zeros((max(rated) + 1, len(movies)))
+    for user, ms in rated.items():
+        for m in ms:
+            x[user, movies.index(m)] = 1.0
+    return x
+
+
+def test_closed_form_is_each_movies_ridge_regression_on_the_others():
+    x = _matrix()
+    reg = 2.0
+    weights = ease_weights(x.T @ x, reg)
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + reg * np.eye(len(others)), a.T @ x[:, j])
+        assert weights[others, j] == pytest.approx(expected, abs=1e-10)
+        assert weights[j, j] == 0.0
+
+
+def test_prune_keeps_each_rows_largest_weights_by_size():
+    weights = np.array([[0.0, 0.5, -0.9, 0.1], [0.3, 0.0, 0.2, -0.05], [0.0, 0.0, 0.0, 0.0]])
+    rows, columns, values = prune(weights, 2)
+    kept = sorted(zip(rows.tolist(), columns.tolist(), values.tolist()))
+    assert kept == [(0, 1, 0.5), (0, 2, -0.9), (1, 0, 0.3), (1, 2, 0.2)]  # zeros never kept
+
+
+def test_item_index_and_gram_matrix_match_numpy(spark):
+    ratings = _ratings(spark)
+    movies = item_index(ratings, 4)
+    assert movies == [10, 11, 12, 13]  # 14 has one rating; ties by id
+    x = _matrix(movies=MOVIES)[:, :4]
+    assert gram_matrix(ratings, movies) == pytest.approx(x.T @ x)
+
+
+def test_scores_are_the_sum_of_weights_over_a_users_movies_and_no_pair_is_dropped(spark):
+    ratings = _ratings(spark)
+    params = EaseParams(reg_param=1.5, max_items=5, neighbours=3)
+    model = fit_ease(ratings, params)
+    x = _matrix()
+    full = ease_weights(x.T @ x, 1.5)
+    pruned = np.zeros_like(full)
+    rows, columns, values = prune(full, 3)
+    pruned[rows, columns] = values
+    expected = x @ pruned
+    pairs = spark.createDataFrame(
+        [(u, m) for u in (1, 2, 3, 4, 5, 99) for m in MOVIES + [77]], "user_id int, movie_id int"
+    )
+    got = {(r.user_id, r.movie_id): r.prediction for r in model.predict(pairs, score_col="s").collect()}
+    assert len(got) == pairs.count()
+    for (user, movie), score in got.items():
+        if user == 99 or movie == 77:
+            assert score == 0.0  # nothing to score them with
+        else:
+            assert score == pytest.approx(expected[user, MOVIES.index(movie)], abs=1e-9), (user, movie)
+
+
+def test_max_items_limits_the_movies_ease_covers(spark):
+    model = fit_ease(_ratings(spark), EaseParams(reg_param=1.0, max_items=2, neighbours=5))
+    covered = {r[0] for r in model.weights.select("movie_id").union(model.weights.select("_source_movie_id")).collect()}
+    assert covered == {10, 11}
+
+
+def test_topn_blend_adds_the_members_weighted_scores_and_round_trips(spark, tmp_path):
+    ratings = _ratings(spark)
+    a = fit_ease(ratings, EaseParams(reg_param=1.0, max_items=5, neighbours=5))
+    b = fit_ease(ratings, EaseParams(reg_param=10.0, max_items=5, neighbours=5))
+    blend = TopNBlend({"a": a, "b": b}, {"a": 0.25, "b": 2.0})
+    pairs = spark.createDataFrame([(u, m) for u in RATED for m in MOVIES], "user_id int, movie_id int")
+
+    def scores(model):
+        return {(r.user_id, r.movie_id): r.prediction for r in model.predict(pairs).collect()}
+
+    sa, sb, mixed = scores(a), scores(b), scores(blend)
+    assert sa != sb
+    for key, value in mixed.items():
+        assert value == pytest.approx(0.25 * sa[key] + 2.0 * sb[key], abs=1e-12), key
+
+    blend.save(tmp_path / "blend")
+    loaded = TopNBlend.load(spark, tmp_path / "blend")
+    assert loaded.weights == {"a": 0.25, "b": 2.0}
+    assert scores(loaded) == pytest.approx(mixed)
+    assert EaseModel.load(spark, tmp_path / "blend" / "a").params == a.params
+
+
+def test_bad_parameters_and_folders_are_refused(spark, tmp_path):
+    for bad, message in (
+        ({"reg_param": 0}, "reg_param must be a number above 0"),
+        ({"max_items": 70000}, "max_items must be a whole number of 1 or more and at most 65535"),
+        ({"neighbours": 2.5}, "neighbours must be a whole number"),
+    ):
+        with pytest.raises(MovieRecError, match=message):
+            EaseParams.from_config(bad)
+    with pytest.raises(MovieRecError, match="not a saved ease model"):
+        EaseModel.load(spark, tmp_path)
+    (tmp_path / "metadata.json").write_text('{"model": "knn", "format_version": 1}')
+    with pytest.raises(MovieRecError, match="holds model 'knn'"):
+        EaseModel.load(spark, tmp_path)

@@ -207,7 +207,7 @@ def ease_params(cfg: Config):
 def topn_blend_weights(cfg: Config) -> dict[str, float]:
     """``[topn_blend]``: member name -> weight, checked."""
     section = _section(cfg, "topn_blend")
-    members, weights = section.get("members", [IMPLICIT, EASE]), section.get("weights", [0.3, 0.7])
+    members, weights = section.get("members", [IMPLICIT, EASE]), section.get("weights", [0.6, 0.4])
     if not isinstance(members, list) or not members or any(m not in TOPN_MEMBERS for m in members):
         raise MovieRecError(f"[topn_blend] members must be a list of {', '.join(TOPN_MEMBERS)}, got {members!r}")
     if len(set(members)) != len(members):

@@ -15,7 +15,7 @@ are rated together for the same reason, which makes it one of the strongest
 top-N models on MovieLens-sized catalogues.
 
 Where the work happens: Spark sums the Gram matrix ``X'X`` over users
-(``RowMatrix.computeGramianMatrix``, a tree aggregation); the inverse is a
+(a dense buffer per partition, summed in a tree); the inverse is a
 dense ``M x M`` solve on the driver, so the model covers the ``max_items``
 most-rated movies (5000 by default: a 200 MB matrix, seconds to invert) and
 gives the others no score. The weights, pruned to each movie's
@@ -57,8 +57,9 @@ _SOURCE = "_source_movie_id"
 _INDEX = "_item_index"
 _SCORE = "_ease_score"
 
-# RowMatrix.computeGramianMatrix refuses 65536 columns or more.
-_MAX_GRAM_COLUMNS = 65535
+# A dense Gram matrix and its inverse on the driver: 20000 movies is 3.2 GB
+# in float64, and minutes to invert on a laptop.
+_MAX_GRAM_COLUMNS = 20000
 
 
 @dataclass(frozen=True)
@@ -94,24 +95,36 @@ def item_index(ratings: DataFrame, max_items: int) -> list[int]:
 
 
 def gram_matrix(ratings: DataFrame, movies: list[int]) -> np.ndarray:
-    """``X'X`` over ``movies`` (in that order): co-rating counts, summed by Spark."""
-    from pyspark.mllib.linalg import SparseVector
-    from pyspark.mllib.linalg.distributed import RowMatrix
+    """``X'X`` over ``movies`` (in that order): co-rating counts, summed by Spark.
 
+    Each partition adds its users' co-rated pairs into one dense buffer
+    (float32, exact for counts below 2^24; 100 MB at 5000 movies), and the
+    buffers are summed pairwise on the way to the driver. Partitions are
+    coalesced to the number of cores, so there is one buffer per core.
+    """
     spark = ratings.sparkSession
     size = len(movies)
     index = spark.createDataFrame(
         pd.DataFrame({C.MOVIE_ID: movies, _INDEX: range(size)}).astype({C.MOVIE_ID: "int32", _INDEX: "int32"})
     )
-    rows = (
+    per_user = (
         ratings.select(C.USER_ID, C.MOVIE_ID)
         .distinct()
         .join(F.broadcast(index), on=C.MOVIE_ID, how="inner")
         .groupBy(C.USER_ID)
-        .agg(F.sort_array(F.collect_list(_INDEX)).alias(_INDEX))
+        .agg(F.collect_list(_INDEX).alias(_INDEX))
+        .select(_INDEX)
     )
-    vectors = rows.rdd.map(lambda row: SparseVector(size, row[_INDEX], [1.0] * len(row[_INDEX])))
-    return RowMatrix(vectors, numCols=size).computeGramianMatrix().toArray()
+
+    def partial_gram(rows):
+        gram = np.zeros((size, size), dtype=np.float32)
+        for row in rows:
+            rated = np.asarray(row[0], dtype=np.int64)
+            gram[np.ix_(rated, rated)] += 1.0
+        yield gram
+
+    cores = spark.sparkContext.defaultParallelism
+    return per_user.coalesce(cores).rdd.mapPartitions(partial_gram).treeReduce(np.add).astype(np.float64)
 
 
 def ease_weights(gram: np.ndarray, reg_param: float) -> np.ndarray:

@@ -117,7 +117,7 @@ def test_topn_blend_adds_the_members_weighted_scores_and_round_trips(spark, tmp_
 def test_bad_parameters_and_folders_are_refused(spark, tmp_path):
     for bad, message in (
         ({"reg_param": 0}, "reg_param must be a number above 0"),
-        ({"max_items": 70000}, "max_items must be a whole number of 1 or more and at most 65535"),
+        ({"max_items": 20001}, "max_items must be a whole number of 1 or more and at most 20000"),
         ({"neighbours": 2.5}, "neighbours must be a whole number"),
     ):
         with pytest.raises(MovieRecError, match=message):

@@ -1,0 +1,120 @@
+"""Where the top-N blend's settings come from: EASE's λ and the blend weight.
+
+    ./spark-submit.sh bench/topn_grid.py [--data ../shared/data/movielens] [--seeds 7,8,9]
+
+On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
+protocol's), the TEST part is set aside and never read. The training part
+is split again, stratified 75/25, once per validation seed; on each slice
+it fits implicit ALS with the shipped ``[implicit]`` settings and EASE for
+every λ of the grid (the library's own functions), then scores every
+(λ, EASE weight) point by nDCG@10 of the top 10 unseen movies against the
+held-out slice. It prints the grid sorted by mean nDCG@10 over the seeds;
+the best point is what ``[ease] reg_param`` and ``[topn_blend] weights``
+ship.
+
+The scoring is done in numpy on the driver: ml-100k's 943 x 1,682 score
+matrix is small, and each of the grid's points would otherwise cost a Spark
+top-N run. That is a tuning aid for this one release, not the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LAMBDAS = (200.0, 300.0, 500.0, 700.0, 1000.0)
+EASE_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)  # 0: implicit ALS alone; 1: EASE alone
+K = 10
+
+
+def ndcg_at_k(scores: np.ndarray, train: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
+    """Mean nDCG@k (binary relevance) over users with held-out movies.
+
+    Movies the user rated in ``train`` and movies nobody rated there are not
+    candidates, as in jobs/train_als.py.
+    """
+    candidates = train.any(axis=0)
+    scores = np.where(train | ~candidates[None, :], -np.inf, scores)
+    users = np.flatnonzero(held_out.any(axis=1))
+    top = np.argsort(-scores[users], axis=1, kind="stable")[:, :k]
+    hits = held_out[users[:, None], top]
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.array([discount[: min(n, k)].sum() for n in held_out[users].sum(axis=1)])
+    return float(((hits * discount).sum(axis=1) / ideal).mean())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "movielens"))
+    parser.add_argument("--seeds", default="7,8,9", help="validation slices' seeds")
+    args = parser.parse_args()
+
+    from movierec_spark import columns as C
+    from movierec_spark.config import load_config
+    from movierec_spark.ease import ease_weights, gram_matrix, item_index, prune
+    from movierec_spark.fit import fit_implicit_als
+    from movierec_spark.load import load_data
+    from movierec_spark.session import build_session, set_checkpoint_dir
+    from movierec_spark.split import stratified_split
+    from jobs.train_als import implicit_params
+
+    cfg = load_config()
+    spark = build_session("topn_grid")
+    checkpoints = tempfile.mkdtemp(prefix="topn_grid_")
+    set_checkpoint_dir(spark, checkpoints)
+    loaded = load_data(spark, {"dataset": "ml-100k", "source": str(Path(args.data) / "ml-100k")})
+    train = stratified_split(loaded.ratings, 0.25, 42).train.cache()
+    users = 1 + max(r[0] for r in train.select(C.USER_ID).collect())
+    movies = 1 + max(r[0] for r in train.select(C.MOVIE_ID).collect())
+
+    def dense(frame) -> np.ndarray:
+        m = np.zeros((users, movies), dtype=bool)
+        rows = np.array(frame.select(C.USER_ID, C.MOVIE_ID).collect())
+        m[rows[:, 0], rows[:, 1]] = True
+        return m
+
+    results: dict[tuple[float, float], list[float]] = {}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        part = stratified_split(train, 0.25, seed)
+        fit_part = part.train.cache()
+        x, held_out = dense(fit_part), dense(part.test)
+        als = fit_implicit_als(fit_part, loaded.scale, implicit_params(cfg), "binary").als
+        u = np.zeros((users, als.rank))
+        v = np.zeros((movies, als.rank))
+        for row in als.userFactors.collect():
+            u[row.id] = row.features
+        for row in als.itemFactors.collect():
+            v[row.id] = row.features
+        als_scores = u @ v.T
+        ids = np.array(item_index(fit_part, movies))
+        gram = gram_matrix(fit_part, ids.tolist())
+        for lam in LAMBDAS:
+            b = np.zeros((movies, movies))
+            rows, cols, vals = prune(ease_weights(gram, lam), int(cfg["ease"]["neighbours"]))
+            b[ids[rows], ids[cols]] = vals
+            ease_scores = x @ b
+            for w in EASE_WEIGHTS:
+                score = ndcg_at_k((1 - w) * als_scores + w * ease_scores, x, held_out)
+                results.setdefault((lam, w), []).append(score)
+                print(f"seed {seed}  λ {lam:g}  EASE weight {w:g}  nDCG@{K} {score:.4f}", flush=True)
+        fit_part.unpersist()
+
+    print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
+    print(f"{'λ':>8} {'EASE weight':>12} {'nDCG@10':>9}   per seed")
+    for (lam, w), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
+        print(f"{lam:>8g} {w:>12g} {np.mean(scores):>9.4f}   " + " ".join(f"{s:.4f}" for s in scores))
+    spark.stop()
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,7 +66,7 @@ _MAX_GRAM_COLUMNS = 20000
 class EaseParams:
     """``[ease]``: the L2 penalty, how many movies, how many weights each keeps."""
 
-    reg_param: float = 300.0
+    reg_param: float = 500.0
     max_items: int = 5000
     neighbours: int = 200
 

@@ -372,14 +372,41 @@ def fit_popularity_model(ratings: DataFrame, scale: RatingScale) -> RecommenderM
 # --- pyspark.ml Estimator for tuning ---
 
 
-class _BiasedALSParams(Params):
+class ALSEstimatorParams(Params):
+    """The ALS Params every tuning Estimator here shares, and their :class:`AlsParams`.
+
+    :class:`BiasedALS` adds ``nonnegative``, ``tune.ImplicitALS`` adds
+    ``alpha``: an Estimator's Params named like an optional AlsParams field
+    (:attr:`OPTIONAL_ALS_PARAMS`) are passed on too, the rest keep AlsParams'
+    defaults. ``numBlocks`` sets the user and the item blocks alike.
+    """
+
     rank = Param(Params._dummy(), "rank", "rank of the factorisation", TypeConverters.toInt)
     maxIter = Param(Params._dummy(), "maxIter", "ALS iterations", TypeConverters.toInt)
     regParam = Param(Params._dummy(), "regParam", "ALS regularisation", TypeConverters.toFloat)
-    nonnegative = Param(Params._dummy(), "nonnegative", "non-negative factors", TypeConverters.toBoolean)
     numBlocks = Param(Params._dummy(), "numBlocks", "user and item blocks", TypeConverters.toInt)
     checkpointInterval = Param(Params._dummy(), "checkpointInterval", "checkpoint every N", TypeConverters.toInt)
     seed = Param(Params._dummy(), "seed", "random seed", TypeConverters.toInt)
+
+    OPTIONAL_ALS_PARAMS = ("nonnegative", "alpha")
+
+    def als_params(self) -> AlsParams:
+        blocks = self.getOrDefault(self.numBlocks)
+        optional = {name: self.getOrDefault(name) for name in self.OPTIONAL_ALS_PARAMS if self.hasParam(name)}
+        return AlsParams(
+            rank=self.getOrDefault(self.rank),
+            max_iter=self.getOrDefault(self.maxIter),
+            reg_param=self.getOrDefault(self.regParam),
+            num_user_blocks=blocks,
+            num_item_blocks=blocks,
+            checkpoint_interval=self.getOrDefault(self.checkpointInterval),
+            seed=self.getOrDefault(self.seed),
+            **optional,
+        )
+
+
+class _BiasedALSParams(ALSEstimatorParams):
+    nonnegative = Param(Params._dummy(), "nonnegative", "non-negative factors", TypeConverters.toBoolean)
     userDamping = Param(Params._dummy(), "userDamping", "user bias damping", TypeConverters.toFloat)
     itemDamping = Param(Params._dummy(), "itemDamping", "item bias damping", TypeConverters.toFloat)
     biasIterations = Param(Params._dummy(), "biasIterations", "bias refinement passes", TypeConverters.toInt)
@@ -400,19 +427,6 @@ class _BiasedALSParams(Params):
         "dayBias": ("bias", "day_bias"),
         "dayDamping": ("bias", "day_damping"),
     }
-
-    def als_params(self) -> AlsParams:
-        blocks = self.getOrDefault(self.numBlocks)
-        return AlsParams(
-            rank=self.getOrDefault(self.rank),
-            max_iter=self.getOrDefault(self.maxIter),
-            reg_param=self.getOrDefault(self.regParam),
-            nonnegative=self.getOrDefault(self.nonnegative),
-            num_user_blocks=blocks,
-            num_item_blocks=blocks,
-            checkpoint_interval=self.getOrDefault(self.checkpointInterval),
-            seed=self.getOrDefault(self.seed),
-        )
 
     def bias_params(self) -> BiasParams:
         return BiasParams(

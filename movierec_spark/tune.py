@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark.fit import CONFIDENCES, AlsParams, BiasedALS, fit_implicit_als
+from movierec_spark.fit import CONFIDENCES, ALSEstimatorParams, BiasedALS, fit_implicit_als
 from movierec_spark.model import RecommenderModel
 from movierec_spark.releases import RatingScale
 
@@ -239,31 +239,12 @@ def mean_fit_seconds(fit_log: Sequence[tuple[dict, float]], point: Mapping[str, 
 # --- top-N Estimator for RankingEvaluator ---
 
 
-class _ImplicitALSParams(Params):
-    rank = Param(Params._dummy(), "rank", "rank of the factorisation", TypeConverters.toInt)
-    maxIter = Param(Params._dummy(), "maxIter", "ALS iterations", TypeConverters.toInt)
-    regParam = Param(Params._dummy(), "regParam", "ALS regularisation", TypeConverters.toFloat)
+class _ImplicitALSParams(ALSEstimatorParams):
     alpha = Param(Params._dummy(), "alpha", "confidence growth per unit of preference", TypeConverters.toFloat)
     confidence = Param(Params._dummy(), "confidence", "binary or rating", TypeConverters.toString)
-    numBlocks = Param(Params._dummy(), "numBlocks", "user and item blocks", TypeConverters.toInt)
-    checkpointInterval = Param(Params._dummy(), "checkpointInterval", "checkpoint every N", TypeConverters.toInt)
-    seed = Param(Params._dummy(), "seed", "random seed", TypeConverters.toInt)
     k = Param(Params._dummy(), "k", "movies recommended per user", TypeConverters.toInt)
     predictionCol = Param(Params._dummy(), "predictionCol", "top-k movie ids column", TypeConverters.toString)
     labelCol = Param(Params._dummy(), "labelCol", "validation movie ids column", TypeConverters.toString)
-
-    def als_params(self) -> AlsParams:
-        blocks = self.getOrDefault(self.numBlocks)
-        return AlsParams(
-            rank=self.getOrDefault(self.rank),
-            max_iter=self.getOrDefault(self.maxIter),
-            reg_param=self.getOrDefault(self.regParam),
-            alpha=self.getOrDefault(self.alpha),
-            num_user_blocks=blocks,
-            num_item_blocks=blocks,
-            checkpoint_interval=self.getOrDefault(self.checkpointInterval),
-            seed=self.getOrDefault(self.seed),
-        )
 
 
 class ImplicitALS(_TimesFits, Estimator, _ImplicitALSParams):

@@ -98,9 +98,7 @@ def run(spark, cfg: Config) -> int:
     with timer.stage("top-n"):
         table = recommender.top_n(custom_df, scorer=folded).cache()
         frame = table.toPandas()
-    with timer.stage("write"), io.staged_output(output) as staging:
-        table.write.parquet(str(staging / "top_n"))
-        io.write_csv(staging / "top_n.csv", for_csv(frame))
+    with timer.stage("write"), io.staged_table(output, "top_n", table, for_csv(frame)) as staging:
         io.write_csv(staging / "custom_ratings.csv", custom.resolved_table(ratings, first_id))
         io.write_json(
             staging / "report.json",
@@ -116,8 +114,7 @@ def run(spark, cfg: Config) -> int:
                 "wall_seconds": time.perf_counter() - started,
             },
         )
-    print(format_top_n(frame))
-    print(f"\nWritten to {output}")
+    cli.print_result(format_top_n(frame), output)
     return cli.EXIT_OK
 
 

@@ -69,12 +69,9 @@ def run(spark, cfg: Config) -> int:
             "or no other movie has --min-ratings ratings; try another movie or a lower --min-ratings"
         )
     if output:
-        with io.staged_output(output) as staging:
-            table.write.parquet(str(staging / "similar"))
-            io.write_csv(staging / "similar.csv", for_csv(frame))
-    print(format_similar(frame, f"{movie.label} (id {movie.movie_id})"))
-    if output:
-        print(f"\nWritten to {output}")
+        with io.staged_table(output, "similar", table, for_csv(frame)):
+            pass  # the table is all there is to publish
+    cli.print_result(format_similar(frame, f"{movie.label} (id {movie.movie_id})"), output)
     return cli.EXIT_OK
 
 

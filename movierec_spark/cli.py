@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from movierec_spark import MovieRecError
@@ -169,6 +170,13 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 # --- running ---
+
+
+def print_result(text: str, output: str | Path | None = None) -> None:
+    """Print a job's result (a formatted table), then the folder it was published to, if any."""
+    print(text)
+    if output:
+        print(f"\nWritten to {output}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -172,6 +172,22 @@ def staged_output(final: str | Path) -> Iterator[Path]:
     log.info("wrote %s", final)
 
 
+@contextmanager
+def staged_table(final: str | Path, name: str, table: DataFrame, csv_frame: Any) -> Iterator[Path]:
+    """:func:`staged_output` for a job whose result is one table.
+
+    The staging folder already holds ``name/`` (``table`` as Parquet,
+    written by the executors) and ``name.csv`` (``csv_frame``: the same
+    rows collected and made CSV-ready by the caller, e.g.
+    ``tables.for_csv``); the body may add more files, and all of them are
+    published together.
+    """
+    with staged_output(final) as staging:
+        table.write.parquet(str(staging / name))
+        write_csv(staging / f"{name}.csv", csv_frame)
+        yield staging
+
+
 def write_json(path: str | Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically (temp file, then rename)."""
     path = Path(path)

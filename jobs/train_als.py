@@ -27,6 +27,10 @@ writes to ``--output DIR``:
     recommendations/        Parquet: top-N per custom user (columns as
                             jobs/recommend.py's top_n/)
     recommendations.csv     the same as CSV
+    top_n_all/              with --top-n-all: Parquet, top-N unseen movies
+                            of every training user (user_id, rank,
+                            movie_id, prediction), from blocked factor
+                            products (movierec_spark.topn_all)
     custom_ratings.csv      each custom rating and the movie it matched
 
 Same data, same flags, same seed: same split and same metrics.
@@ -175,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="foldin: solve the custom users against the fitted model; retrain: refit with their ratings")
     cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
                  help="fewest ratings a recommended movie must have")
+    cli.add_flag(evaluate, "--top-n-all", "recommend.all_users", action=argparse.BooleanOptionalAction,
+                 metavar=None, help="also write top-N for every training user to top_n_all/ (blocked, no cross join)")
+    cli.add_flag(evaluate, "--ranking-metrics", "evaluate.ranking_metrics", action=argparse.BooleanOptionalAction,
+                 metavar=None, help="compute precision/recall/ndcg/map/coverage@K (a top-K per test user)")
     cli.add_flag(evaluate, "--output", "train_als.output", metavar="DIR", help="output folder")
     return parser
 
@@ -529,15 +537,16 @@ def score_test(models: dict[str, Any], flagged_test):
     return scored, column_of
 
 
-def evaluate_model(name: str, model, train, flagged_test, k: int, predictions=None) -> dict[str, Any]:
+def evaluate_model(
+    name: str, model, train, flagged_test, k: int, predictions=None, ranking: bool = True
+) -> dict[str, Any]:
     """Regression metrics (all rows and warm rows) and ranking metrics at ``k``.
 
     ``predictions``: the test rows with this model's ``prediction`` already
     computed (see :func:`score_test`); else the model predicts them here.
+    ``ranking=False`` skips the ranking metrics (reported as None).
     """
     from movierec_spark import evaluate as E
-    from movierec_spark.recommend import top_n_unseen
-
     result: dict[str, Any] = {}
     if name not in RANKING_ONLY:
         own = predictions is None
@@ -549,10 +558,10 @@ def evaluate_model(name: str, model, train, flagged_test, k: int, predictions=No
             predictions.unpersist()
     else:
         result.update({metric: None for metric in E.REGRESSION_METRICS})
-    if name not in REGRESSION_ONLY:
+    if ranking and name not in REGRESSION_ONLY:
         candidates = train.select(C.MOVIE_ID).distinct()
         users = flagged_test.select(C.USER_ID).distinct()
-        top_k = top_n_unseen(model, users, candidates, train, k).cache()
+        top_k = ranking_top_k(model, users, candidates, train, k).cache()
         result.update(E.ranking_metrics(top_k, flagged_test, k))
         result[f"coverage@{k}"] = E.catalog_coverage(top_k, candidates)
         top_k.unpersist()
@@ -560,6 +569,31 @@ def evaluate_model(name: str, model, train, flagged_test, k: int, predictions=No
         result.update({f"{prefix}@{k}": None for prefix in E.RANKING_METRICS})
         result[f"coverage@{k}"] = None
     return result
+
+
+def ranking_top_k(model, users, candidates, train, k: int):
+    """Each test user's top-``k`` unseen candidates for the ranking metrics.
+
+    A RecommenderModel (biases + factors) ranks by blocked factor products
+    (movierec_spark.topn_all); other models score the users x candidates
+    cross join, which costs hours beyond ml-1m-sized data.
+    """
+    from movierec_spark.model import RecommenderModel
+    from movierec_spark.recommend import top_n_unseen
+    from movierec_spark.topn_all import top_n_all_users
+
+    if isinstance(model, RecommenderModel):
+        return top_n_all_users(model, train, k, users=users, candidates=candidates)
+    return top_n_unseen(model, users, candidates, train, k)
+
+
+def top_n_for_all_users(cfg: Config, model, train):
+    """Top-N (``[recommend] top_n``) for every training user, computed and cached."""
+    from movierec_spark.topn_all import top_n_all_users
+
+    top = top_n_all_users(model, train, int(cfg["recommend"]["top_n"])).cache()
+    log.info("%d top-N rows for every training user", top.count())
+    return top
 
 
 def read_custom_users(cfg: Config, catalog, scale):
@@ -718,6 +752,7 @@ def run(spark, cfg: Config) -> int:
     output = io.check_output_dir(cfg["train_als"]["output"])
     checkpoint_dir, tmp_checkpoints = _checkpoint_dir(spark, cfg)
     k = int(cfg["evaluate"]["k"])
+    ranking = bool(cfg["evaluate"].get("ranking_metrics", True))
     try:
         with timer.stage("load"):
             loaded = load_release(spark, cfg)
@@ -755,7 +790,7 @@ def run(spark, cfg: Config) -> int:
                     scored_test.withColumn(C.PREDICTION, F.col(column_of[name])) if name in column_of else None
                 )
                 results[name] = {
-                    **evaluate_model(name, model, train, flagged_test, k, predictions),
+                    **evaluate_model(name, model, train, flagged_test, k, predictions, ranking),
                     "params": params,
                     "seed": params.get("seed"),
                     "counts": counts,
@@ -777,6 +812,13 @@ def run(spark, cfg: Config) -> int:
                 recs = recs.cache()
                 recs_table = recs.toPandas()
                 resolved = custom.resolved_table(custom_ratings, first_id)
+        all_top = None
+        if _section(cfg, "recommend").get("all_users", False):
+            if recommender_model is None:
+                log.warning("no als or bias model among --models: no top-N for all users")
+            else:
+                with timer.stage("top-n all users"):
+                    all_top = top_n_for_all_users(cfg, recommender_model, train)
 
         metrics = {
             "dataset": loaded.name,
@@ -799,6 +841,8 @@ def run(spark, cfg: Config) -> int:
                 io.write_catalog(catalog, staging / "model")
             if sample is not None:
                 io.write_csv(staging / "predictions_sample.csv", sample)
+            if all_top is not None:
+                io.write_table(all_top, staging / "top_n_all")
             if recs_table is not None:
                 io.write_table(recs, staging / "recommendations")
                 io.write_csv(staging / "recommendations.csv", for_csv(recs_table))

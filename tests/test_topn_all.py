@@ -1,0 +1,90 @@
+"""Blocked top-N for every user against the brute-force cross join (recommend.top_n_unseen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from movierec_spark import columns as C
+from movierec_spark.fit import AlsParams, BiasParams, fit_bias_model, fit_biased_als, fit_implicit_als
+from movierec_spark.recommend import top_n_unseen
+from movierec_spark.releases import HALF_STARS
+from movierec_spark.topn_all import top_k_rows, top_n_all_users
+
+# 6 users x 8 movies; user 6 has rated all but one movie, movie 80 nobody
+# but user 5, so the lists have different lengths.
+RATINGS = [
+    (1, 10, 5.0), (1, 20, 4.0), (1, 30, 1.0), (1, 40, 3.5),
+    (2, 10, 4.0), (2, 40, 2.0), (2, 60, 4.5),
+    (3, 20, 3.0), (3, 30, 2.0), (3, 40, 5.0), (3, 50, 4.0), (3, 70, 1.5),
+    (4, 50, 1.0), (4, 60, 5.0),
+    (5, 10, 0.5), (5, 70, 4.0), (5, 80, 3.0),
+    (6, 10, 3.0), (6, 20, 3.5), (6, 30, 4.0), (6, 40, 2.5), (6, 50, 3.0), (6, 60, 4.0), (6, 70, 5.0),
+]
+SCHEMA = "user_id int, movie_id int, rating float"
+ALS = AlsParams(rank=3, max_iter=5, reg_param=0.05, num_user_blocks=2, num_item_blocks=2)
+
+
+@pytest.fixture(scope="module")
+def ratings(spark):
+    return spark.createDataFrame(RATINGS, SCHEMA).cache()
+
+
+def brute_force(model, ratings, n):
+    candidates = ratings.select(C.MOVIE_ID).distinct()
+    return top_n_unseen(model, ratings.select(C.USER_ID), candidates, ratings, n)
+
+
+@pytest.fixture(scope="module")
+def biased_als(ratings):
+    return fit_biased_als(ratings, HALF_STARS, ALS, BiasParams())
+
+
+@pytest.mark.parametrize(("n", "block_size"), [(1, 256), (3, 4), (8, 1)])
+def test_biased_als_top_n_equals_the_cross_join(spark, ratings, biased_als, n, block_size):
+    blocked = top_n_all_users(biased_als, ratings, n, block_size=block_size)
+    assertDataFrameEqual(blocked, brute_force(biased_als, ratings, n), atol=1e-9)
+
+
+def test_implicit_model_is_not_clipped_and_equals_the_cross_join(spark, ratings):
+    model = fit_implicit_als(ratings, HALF_STARS, ALS.with_(alpha=5.0))
+    assertDataFrameEqual(top_n_all_users(model, ratings, 4), brute_force(model, ratings, 4), atol=1e-9)
+
+
+def test_bias_model_ties_break_by_movie_id(spark):
+    # Every movie rated once at 3.0 by a different user: all biases tie at 0,
+    # so each user's list is the unseen movies in id order.
+    rows = [(u, m, 3.0) for u, m in [(1, 10), (2, 20), (3, 30), (4, 40)]]
+    ratings = spark.createDataFrame(rows, SCHEMA)
+    model = fit_bias_model(ratings, HALF_STARS, BiasParams(day_bias=False))
+    blocked = top_n_all_users(model, ratings, 2)
+    expected = spark.createDataFrame(
+        [(1, 1, 20, 3.0), (1, 2, 30, 3.0), (2, 1, 10, 3.0), (2, 2, 30, 3.0),
+         (3, 1, 10, 3.0), (3, 2, 20, 3.0), (4, 1, 10, 3.0), (4, 2, 20, 3.0)],
+        "user_id int, rank int, movie_id int, prediction double",
+    )
+    assertDataFrameEqual(blocked, expected)
+    assertDataFrameEqual(blocked, brute_force(model, ratings, 2))
+
+
+def test_given_users_and_candidates(spark, ratings, biased_als):
+    model = biased_als
+    users = spark.createDataFrame([(1,), (6,), (99,)], "user_id int")  # 99: unknown, gets the fallback
+    candidates = spark.createDataFrame([(10,), (50,), (60,), (80,)], "movie_id int")
+    blocked = top_n_all_users(model, ratings, 3, users=users, candidates=candidates)
+    assertDataFrameEqual(blocked, top_n_unseen(model, users, candidates, ratings, 3), atol=1e-9)
+
+
+def test_top_k_rows_matches_a_full_sort_with_ties_and_masks():
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 4, size=(40, 9)).astype(float)  # many ties
+    scores[rng.random(scores.shape) < 0.3] = -np.inf  # seen movies
+    for k in (1, 3, 9, 12):
+        rows, cols, ranks = top_k_rows(scores, k)
+        got = sorted(zip(rows.tolist(), ranks.tolist(), cols.tolist()))
+        want = []
+        for r, row in enumerate(scores):
+            finite = [(-v, c) for c, v in enumerate(row) if np.isfinite(v)]
+            want += [(r, i + 1, c) for i, (_, c) in enumerate(sorted(finite)[:k])]
+        assert got == sorted(want)

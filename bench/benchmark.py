@@ -49,6 +49,8 @@ RANK, MAX_ITER, REG_PARAM = 10, 10, 0.1
 # The pipeline the issue times (biased ALS only, no accuracy extras).
 BENCH_CONFIG = ROOT / "conf" / "bench.toml"
 SHORT_RUN_RATINGS = 2_000_000  # sizes below this get --runs repeats
+# Hand-written measurements (levers, top-N, fold-in) appended to the report.
+NOTES = ROOT / "bench" / "NOTES.md"
 
 
 def python() -> str:
@@ -60,11 +62,14 @@ def python() -> str:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []
+    # Every thread's children: the JVM starts Python workers from other threads than its main one.
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 
 def _tree(pid: int) -> list[int]:
@@ -86,19 +91,38 @@ def _status(pid: int) -> tuple[str, int]:
     return fields.get("Name", "").strip(), int(fields.get("VmRSS", "0 kB").split()[0])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PeakMemory(threading.Thread):
-    """Samples a process tree every 0.5 s: peak JVM RSS and peak summed Python-worker RSS."""
+    """Samples a process tree every 0.5 s: peak JVM RSS, peak summed Python-worker RSS, CPU seconds.
+
+    CPU seconds (the last sample of each process, summed) say how much work a
+    run did whatever else the shared machine was doing; wall time does not.
+    """
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.jvm_kb, self.python_kb = pid, 0, 0
+        self.cpu: dict[int, float] = {}
         self.done = threading.Event()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
 
     def run(self) -> None:
         while not self.done.is_set():
             jvm = py = 0
             for p in _tree(self.pid):
                 name, rss = _status(p)
+                self.cpu[p] = max(self.cpu.get(p, 0.0), _cpu_seconds(p))
                 if name == "java":
                     jvm = max(jvm, rss)
                 elif name.startswith("python"):
@@ -123,6 +147,7 @@ def timed(cmd: list[str], log: Path, env: dict | None = None) -> dict:
         "wall": time.perf_counter() - started,
         "jvm_peak_mib": peak.jvm_kb / 1024,
         "python_peak_mib": peak.python_kb / 1024,
+        "cpu_seconds": peak.cpu_seconds,
     }
 
 
@@ -234,17 +259,19 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def write_report(results: dict, target: Path, loads: list[float], command: str) -> str:
-    rows = ["| size | ratings | pipeline | runs | wall s | fit s | s/iter | RMSE | JVM peak MiB | Python peak MiB |",
-            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+def write_report(results: dict, target: Path, command: str) -> str:
+    rows = ["| size | ratings | pipeline | runs | wall s | CPU s | fit s | s/iter | RMSE | JVM peak MiB | Python peak MiB | load |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     stage_rows = []
     for name, by_pipeline in results.items():
         for pipeline, runs in by_pipeline.items():
             fit = median(runs, "fit")
             rows.append(
-                f"| {name} | {SIZES[name][1]:,} | {pipeline} | {len(runs)} | {fmt(median(runs, 'wall'))} | {fmt(fit)} "
+                f"| {name} | {SIZES[name][1]:,} | {pipeline} | {len(runs)} | {fmt(median(runs, 'wall'))} "
+                f"| {fmt(median(runs, 'cpu_seconds'), '.0f')} | {fmt(fit)} "
                 f"| {fmt(fit / MAX_ITER if fit else None, '.2f')} | {fmt(median(runs, 'rmse'), '.4f')} "
-                f"| {fmt(median(runs, 'jvm_peak_mib'), '.0f')} | {fmt(median(runs, 'python_peak_mib'), '.0f')} |"
+                f"| {fmt(median(runs, 'jvm_peak_mib'), '.0f')} | {fmt(median(runs, 'python_peak_mib'), '.0f')} "
+                f"| {fmt(median(runs, 'load'))} |"
             )
             stages = {k: statistics.median(r["stages"][k] for r in runs if k in r["stages"]) for k in runs[0]["stages"]}
             stage_rows.append(f"- {name}, {pipeline}: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
@@ -254,13 +281,14 @@ def write_report(results: dict, target: Path, loads: list[float], command: str) 
         "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Machine: {machine()}.",
-        f"Load average (1 min) before each run: {', '.join(f'{x:.1f}' for x in loads)}"
-        " -- the machine is shared; figures taken at a load above the core count are slowed by other work.",
+        "*load* is the 1-minute load average as each run started (median over the runs): the machine is"
+        " shared, and figures taken at a load above its core count are slowed by other work.",
         "",
         f"ALS rank {RANK}, {MAX_ITER} iterations, regParam {REG_PARAM}; medians over the runs. *project* is "
         "`jobs/train_als.py` from the ingested Parquet tables; *plain* is `bench/plain_als.py` (Spark's ALS "
         "example, Spark's default configuration, ratings parsed from text). Peak memory is the resident size "
-        "of the JVM (driver and executors share it in local mode) and of all Python processes together.",
+        "of the JVM (driver and executors share it in local mode) and of all Python processes together; "
+        "*CPU s* is the CPU time of the whole process tree (2 cores: a quiet machine's wall time is at least half of it).",
         "",
         *rows,
         "",
@@ -270,9 +298,29 @@ def write_report(results: dict, target: Path, loads: list[float], command: str) 
         "",
         f"![fit time against ratings, log-log]({plot.relative_to(target.parent)})" if plot else "",
         "",
+        *slope_lines(results),
+        NOTES.read_text() if NOTES.exists() else "",
     ])  # fmt: skip
     target.write_text(text)
     return text
+
+
+def slope_lines(results: dict) -> list[str]:
+    """Log-log slope of fit time against ratings between the smallest and largest synthetic size."""
+    import math
+
+    lines = []
+    for pipeline in ("project", "plain"):
+        points = sorted(
+            (SIZES[name][1], median(by[pipeline], "fit"))
+            for name, by in results.items()
+            if SIZES[name][0] == "synthetic" and by.get(pipeline) and median(by[pipeline], "fit")
+        )
+        if len(points) >= 2:
+            (x0, y0), (x1, y1) = points[0], points[-1]
+            slope = math.log(y1 / y0) / math.log(x1 / x0)
+            lines.append(f"Log-log slope of fit time, {pipeline}, {x0:,} -> {x1:,} ratings: {slope:.2f}.")
+    return [*lines, ""] if lines else []
 
 
 def plot_fit_times(results: dict, target: Path) -> Path | None:
@@ -310,6 +358,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pipelines", default="project,plain", help="project, plain or both")
     parser.add_argument("--work-dir", type=Path, default=CACHE, help="generated data and run outputs")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--fresh", action="store_true", help="forget the results of earlier runs in --work-dir")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -320,15 +369,16 @@ def main(argv=None) -> int:
         parser.error("jobs/train_als.py is not in this checkout; run with --pipelines plain")
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
-    loads: list[float] = []
+    # Sizes measured before and not re-run now stay in the report.
+    results_file = work / "results.json"
+    results: dict = json.loads(results_file.read_text()) if results_file.exists() and not args.fresh else {}
     for name in sizes:
         ingested, text, prep = prepare(name, work, ingest="project" in pipelines)
         runs = args.runs if SIZES[name][1] < SHORT_RUN_RATINGS else 1
-        results[name] = {p: [] for p in pipelines}
+        results[name] = {**results.get(name, {}), **{p: [] for p in pipelines}}
         for i in range(runs):
             for pipeline in pipelines:
-                loads.append(os.getloadavg()[0])
+                load = os.getloadavg()[0]
                 out = work / "runs" / f"{name}-{pipeline}-{i}"
                 shutil.rmtree(out, ignore_errors=True)
                 log = work / "runs" / f"{name}-{pipeline}-{i}.log"
@@ -337,12 +387,13 @@ def main(argv=None) -> int:
                     result = run_project(ingested, out, log)
                 else:
                     result = run_plain(text, out, log, driver_memory())
-                results[name][pipeline].append(result)
+                results[name][pipeline].append({**result, "load": load})
                 print(f"{name} {pipeline} run {i + 1}/{runs}: wall {result['wall']:.1f} s, fit "
                       f"{fmt(result['fit'])} s, RMSE {fmt(result['rmse'], '.4f')}", flush=True)  # fmt: skip
-    (work / "results.json").write_text(json.dumps(results, indent=2))
+    results = {name: results[name] for name in SIZES if name in results}
+    results_file.write_text(json.dumps(results, indent=2))
     command = "python bench/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(write_report(results, args.report, loads, command.strip()))
+    print(write_report(results, args.report, command.strip()))
     return 0
 
 

@@ -54,14 +54,14 @@ def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message
     assert message in capsys.readouterr().err
 
 
-def _config(output, custom, models):
+def _config(output, custom, models, *extra):
     parser = job.build_parser()
     args = parser.parse_args(
         [
             "--output", str(output), "--models", models,
             "--rank", "2", "--max-iter", "3", "--num-user-blocks", "2", "--num-item-blocks", "2",
             "--implicit-rank", "2", "--implicit-max-iter", "2", "--k", "3", "--top-n", "2",
-            "--predictions-sample", "5", "--custom-ratings", str(custom), "--seed", "11",
+            "--predictions-sample", "5", "--custom-ratings", str(custom), "--seed", "11", *extra,
         ]
     )
     cfg = cli.build_config(args)
@@ -131,8 +131,13 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
 
     # Same seed, same data: same split and same metrics (checked on the cheap models).
     again = tmp_path / "second"
-    assert job.run(spark, _config(again, "", "bias,als")) == 0
+    assert job.run(spark, _config(again, "", "bias,als", "--top-n-all")) == 0
     second = json.loads((again / "metrics.json").read_text())
+    # --top-n-all: top-2 for every training user (blocked scoring; tests/test_topn_all.py checks the values).
+    top = spark.read.parquet(str(again / "top_n_all")).toPandas()
+    assert list(top.columns) == ["user_id", "rank", "movie_id", "prediction"] and "top-n all users" in second["stages"]
+    assert set(top["user_id"]) <= {r.user_id for r in release.ratings.select("user_id").distinct().collect()}
+    assert all(sorted(ranks) == list(range(1, len(ranks) + 1)) and len(ranks) <= 2 for ranks in top.groupby("user_id")["rank"].apply(list))
     assert second["counts"] == first["counts"]
     for name in ("bias", "als"):
         a, b = first["models"][name], second["models"][name]

@@ -221,7 +221,7 @@ def damped_biases(ratings: DataFrame, mean: float, params: BiasParams) -> tuple[
         item_bias = with_user.groupBy(C.MOVIE_ID).agg(
             (F.sum(F.col(_RESIDUAL) - F.col(USER_BIAS)) / (F.count(F.lit(1)) + F.lit(float(params.item_damping))))
             .alias(ITEM_BIAS)
-        )
+        ).cache()
         user_bias = (
             centred.join(item_bias, on=C.MOVIE_ID, how="left")
             .groupBy(C.USER_ID)
@@ -229,7 +229,12 @@ def damped_biases(ratings: DataFrame, mean: float, params: BiasParams) -> tuple[
                 (F.sum(F.col(_RESIDUAL) - F.col(ITEM_BIAS)) / (F.count(F.lit(1)) + F.lit(float(params.user_damping))))
                 .alias(USER_BIAS)
             )
-        )
+        ).cache()
+    # Cached (lazily: one row per user / movie, a few MB at ml-25m): every
+    # bias table is built from the one before, and the user bias, the movie
+    # bias, the day bias and every model using them would otherwise each
+    # recompute the whole chain of passes over the ratings (train_als
+    # checkpoints three of them: three times the chain).
     return user_bias, item_bias
 
 

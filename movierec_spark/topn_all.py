@@ -108,45 +108,46 @@ def _item_matrix(model: RecommenderModel, candidates: DataFrame) -> tuple[np.nda
     return ids, matrix
 
 
-def top_k_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's ``n`` largest finite entries, ordered by value desc then column asc.
 
     Returns ``(row, column, rank)`` arrays (rank 1-based). ``-inf`` marks an
     entry that must not be chosen; a row with fewer finite entries gets fewer.
-    Exact under ties: a row whose n-th value is tied beyond the n chosen is
-    redone with a full sort of the entries at or above that value.
+
+    Exact, ties included, without sorting or partitioning whole rows (a
+    partial sort of every row cost 0.4 s per 256 x 59k block): the ``n``-th
+    largest of a row's chunk maxima (chunks of ``chunk`` columns) is a lower
+    bound of its ``n``-th largest entry, since ``n`` chunks each hold an
+    entry at least that large. Only the entries at or above the bound -- a
+    few per chosen one -- are then sorted.
     """
     n_rows, n_cols = scores.shape
     k = min(n, n_cols)
+    empty = np.zeros(0, dtype=np.int64)
     if n_rows == 0 or k == 0:
-        empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    if k < n_cols:
-        chosen = np.argpartition(scores, n_cols - k, axis=1)[:, n_cols - k:]
+    full = n_cols // chunk
+    maxima = [scores[:, : full * chunk].reshape(n_rows, full, chunk).max(axis=2)] if full else []
+    if full * chunk < n_cols:
+        maxima.append(scores[:, full * chunk :].max(axis=1, keepdims=True))
+    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
+    n_chunks = maxima.shape[1]
+    if n_chunks > k:
+        bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]
     else:
-        chosen = np.tile(np.arange(n_cols), (n_rows, 1))
-    values = np.take_along_axis(scores, chosen, axis=1)
-    threshold = values.min(axis=1)
-    # Ties at the boundary: more entries reach the threshold than were chosen.
-    tied = (scores >= threshold[:, None]).sum(axis=1) > k
-    order = np.lexsort((chosen, -values), axis=1)
-    chosen = np.take_along_axis(chosen, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    rows, cols, ranks = [], [], []
-    keep = np.isfinite(values) & ~tied[:, None]
-    r_idx = np.repeat(np.arange(n_rows), k).reshape(n_rows, k)
-    rank_idx = np.tile(np.arange(1, k + 1), (n_rows, 1))
-    rows.append(r_idx[keep])
-    cols.append(chosen[keep])
-    ranks.append(rank_idx[keep])
-    for r in np.flatnonzero(tied):
-        row = scores[r]
-        idx = np.flatnonzero((row >= threshold[r]) & np.isfinite(row))
-        best = idx[np.lexsort((idx, -row[idx]))][:k]
-        rows.append(np.full(len(best), r))
-        cols.append(best)
-        ranks.append(np.arange(1, len(best) + 1))
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(ranks)
+        bound = np.full(n_rows, -np.inf)
+    rows, cols = np.nonzero(scores >= bound[:, None])
+    values = scores[rows, cols]
+    finite = np.isfinite(values)
+    rows, cols, values = rows[finite], cols[finite], values[finite]
+    if len(rows) == 0:
+        return empty, empty, empty
+    order = np.lexsort((cols, -values, rows))
+    rows, cols = rows[order], cols[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ranks = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+    keep = ranks <= k
+    return rows[keep], cols[keep], ranks[keep]
 
 
 def _seen_positions(seen_lists, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -359,11 +359,16 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, default=CACHE, help="generated data and run outputs")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--fresh", action="store_true", help="forget the results of earlier runs in --work-dir")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from --work-dir's results.json")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    if args.report_only:
+        results = json.loads((args.work_dir / "results.json").read_text())
+        print(write_report(results, args.report, "python bench/benchmark.py --report-only"))
+        return 0
     pipelines = [p.strip() for p in args.pipelines.split(",")]
     if "project" in pipelines and not (ROOT / "jobs" / "train_als.py").exists():
         parser.error("jobs/train_als.py is not in this checkout; run with --pipelines plain")

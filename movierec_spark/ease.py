@@ -43,7 +43,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
 
 log = logging.getLogger(__name__)
@@ -163,12 +163,19 @@ class EaseModel:
     seen: DataFrame  # user_id, movie_id: the training interactions
     params: EaseParams
 
-    def scores(self, users: DataFrame | None = None) -> DataFrame:
-        """``user_id, movie_id, _ease_score`` for every movie a user's ratings reach."""
-        seen = self.seen if users is None else self.seen.join(users.select(C.USER_ID).distinct(), C.USER_ID, "inner")
+    def _scores(self, pairs: DataFrame) -> DataFrame:
+        """``user_id, movie_id, _ease_score`` for the pairs of ``pairs`` a user's ratings reach.
+
+        Each rating's weights are kept only where they meet a wanted pair
+        before they are summed, so scoring a sample of pairs does not sum
+        every movie of every sampled user.
+        """
+        wanted = pairs.select(C.USER_ID, C.MOVIE_ID).distinct()
         return (
-            seen.select(C.USER_ID, F.col(C.MOVIE_ID).alias(_SOURCE))
+            self.seen.join(wanted.select(C.USER_ID).distinct(), on=C.USER_ID, how="inner")
+            .select(C.USER_ID, F.col(C.MOVIE_ID).alias(_SOURCE))
             .join(self.weights, on=_SOURCE, how="inner")
+            .join(wanted, on=[C.USER_ID, C.MOVIE_ID], how="left_semi")
             .groupBy(C.USER_ID, C.MOVIE_ID)
             .agg(F.sum(WEIGHT).alias(_SCORE))
         )
@@ -176,9 +183,7 @@ class EaseModel:
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
         """``pairs`` plus ``prediction``: the EASE score (0 for a movie or user it cannot reach)."""
         kept = [c for c in pairs.columns if c != C.PREDICTION]
-        scored = pairs.select(*kept).join(
-            self.scores(pairs.select(C.USER_ID)), on=[C.USER_ID, C.MOVIE_ID], how="left"
-        )
+        scored = pairs.select(*kept).join(self._scores(pairs), on=[C.USER_ID, C.MOVIE_ID], how="left")
         score = F.coalesce(F.col(_SCORE), F.lit(0.0)).cast("double")
         out = scored.withColumn(C.PREDICTION, score)
         if score_col is not None:
@@ -201,7 +206,7 @@ class EaseModel:
     @classmethod
     def load(cls, spark: SparkSession, path: str | Path) -> "EaseModel":
         """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
-        meta = _read_metadata(path, EASE)
+        meta = io.read_model_metadata(path, EASE, FORMAT_VERSION)
         path = Path(path)
         return cls(
             weights=spark.read.parquet(str(path / "weights")),
@@ -266,7 +271,7 @@ class TopNBlend:
         """Load a blend saved by :meth:`save`; anything else is a MovieRecError."""
         from movierec_spark.model import RecommenderModel
 
-        meta = _read_metadata(path, TOPN_BLEND)
+        meta = io.read_model_metadata(path, TOPN_BLEND, FORMAT_VERSION)
         path = Path(path)
         loaders = {EASE: EaseModel.load, "recommender": RecommenderModel.load}
         try:
@@ -275,20 +280,3 @@ class TopNBlend:
         except (KeyError, TypeError, ValueError) as exc:
             raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
         return cls(models, weights)
-
-
-def _read_metadata(path: str | Path, model: str) -> dict[str, Any]:
-    meta_path = Path(path) / "metadata.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        found, version = meta["model"], meta["format_version"]
-    except FileNotFoundError:
-        raise MovieRecError(
-            f"{path} is not a saved {model} model (no metadata.json); "
-            "train one with ./spark-submit.sh jobs/train_als.py --output DIR"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
-    if found != model or version != FORMAT_VERSION:
-        raise MovieRecError(f"{path} holds model {found!r} format {version}; this version reads {model} format {FORMAT_VERSION}")
-    return meta

@@ -188,6 +188,31 @@ def staged_table(final: str | Path, name: str, table: DataFrame, csv_frame: Any)
         yield staging
 
 
+def read_model_metadata(path: str | Path, model: str, format_version: int, label: str | None = None) -> dict[str, Any]:
+    """A saved model's ``metadata.json``, checked to be ``model`` in ``format_version``.
+
+    Anything else (no file, bad JSON, another model or format) is a one-line
+    MovieRecError; ``label`` names the model in it (default ``model``).
+    """
+    label = label or model
+    meta_path = Path(path) / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        found, version = meta["model"], meta["format_version"]
+    except FileNotFoundError:
+        raise MovieRecError(
+            f"{path} is not a saved {label} model (no metadata.json); "
+            "train one with ./spark-submit.sh jobs/train_als.py --output DIR"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
+    if found != model or version != format_version:
+        raise MovieRecError(
+            f"{path} holds model {found!r} format {version}; this version reads {model} format {format_version}"
+        )
+    return meta
+
+
 def write_json(path: str | Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically (temp file, then rename)."""
     path = Path(path)

@@ -76,7 +76,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
 from movierec_spark.model import RecommenderModel
 
@@ -344,22 +344,7 @@ class KNNModel:
     def load(cls, spark: SparkSession, path: str | Path) -> "KNNModel":
         """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
         path = Path(path)
-        meta_path = path / "metadata.json"
-        try:
-            meta = json.loads(meta_path.read_text())
-            version = meta["format_version"]
-            model = meta["model"]
-        except FileNotFoundError:
-            raise MovieRecError(
-                f"{path} is not a saved kNN model (no metadata.json); "
-                "train one with ./spark-submit.sh jobs/train_als.py --output DIR"
-            ) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
-        if model != "knn" or version != FORMAT_VERSION:
-            raise MovieRecError(
-                f"{path} holds model {model!r} format {version}; this version reads knn format {FORMAT_VERSION}"
-            )
+        meta = io.read_model_metadata(path, "knn", FORMAT_VERSION, label="kNN")
         return cls(
             baseline=RecommenderModel.load(spark, path / "baseline"),
             residuals=spark.read.parquet(str(path / "residuals")),

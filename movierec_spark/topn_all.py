@@ -60,6 +60,15 @@ _FACTORS = "_factors"
 _SEEN = "_seen"
 
 
+def _with_factors(frame: DataFrame, factors: DataFrame | None, key: str) -> DataFrame:
+    """``frame`` plus ``_factors``: ALS factors (``id, features``) joined on ``key``; null without ALS."""
+    if factors is None:
+        return frame.withColumn(_FACTORS, F.lit(None).cast(T.ArrayType(T.FloatType())))
+    return frame.join(
+        factors.select(F.col("id").alias(key), F.col("features").alias(_FACTORS)), on=key, how="left"
+    )
+
+
 def _user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> DataFrame:
     """``user_id, user_bias, _factors (array or null), _seen (array of movie_id)`` per user."""
     seen_lists = seen.groupBy(C.USER_ID).agg(F.collect_list(F.col(C.MOVIE_ID)).alias(_SEEN))
@@ -69,11 +78,7 @@ def _user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> D
         .join(seen_lists, on=C.USER_ID, how="left")
         .join(model.user_bias.select(C.USER_ID, USER_BIAS), on=C.USER_ID, how="left")
     )
-    if model.als is not None:
-        factors = model.als.userFactors.select(F.col("id").alias(C.USER_ID), F.col("features").alias(_FACTORS))
-        out = out.join(factors, on=C.USER_ID, how="left")
-    else:
-        out = out.withColumn(_FACTORS, F.lit(None).cast(T.ArrayType(T.FloatType())))
+    out = _with_factors(out, model.als.userFactors if model.als is not None else None, C.USER_ID)
     return out.select(
         F.col(C.USER_ID).cast("int"),
         F.coalesce(F.col(USER_BIAS).cast("double"), F.lit(0.0)).alias(USER_BIAS),
@@ -92,11 +97,7 @@ def _item_matrix(model: RecommenderModel, candidates: DataFrame) -> tuple[np.nda
         .distinct()
         .join(model.item_bias.select(C.MOVIE_ID, ITEM_BIAS), on=C.MOVIE_ID, how="left")
     )
-    if model.als is not None:
-        factors = model.als.itemFactors.select(F.col("id").alias(C.MOVIE_ID), F.col("features").alias(_FACTORS))
-        items = items.join(factors, on=C.MOVIE_ID, how="left")
-    else:
-        items = items.withColumn(_FACTORS, F.lit(None).cast(T.ArrayType(T.FloatType())))
+    items = _with_factors(items, model.als.itemFactors if model.als is not None else None, C.MOVIE_ID)
     table = items.orderBy(C.MOVIE_ID).toPandas()
     rank = model.als.rank if model.als is not None else 0
     ids = table[C.MOVIE_ID].to_numpy(dtype=np.int64)

@@ -46,7 +46,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 import time
 import urllib.error

@@ -129,15 +129,6 @@ def random_split(
     return Split(train, test, RANDOM, test_fraction, seed, pinned)
 
 
-def hash_bucket(seed: int):
-    """A row's bucket in ``[0, _HASH_BUCKETS)`` from a seeded hash of (user, movie).
-
-    Only the row's own ids and the seed go in, so the bucket is the same on
-    every evaluation, partition and executor.
-    """
-    return F.pmod(F.xxhash64(F.lit(seed), F.col(C.USER_ID), F.col(C.MOVIE_ID)), F.lit(_HASH_BUCKETS))
-
-
 def hash_split(ratings: DataFrame, test_fraction: float, seed: int) -> Split:
     """Seeded hash split: a row is in test when its :func:`hash_bucket` is below ``test_fraction``."""
     _check_fraction(test_fraction)

@@ -8,7 +8,6 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from movierec_spark import MovieRecError
-from movierec_spark import columns as C
 from movierec_spark.knn import (
     NEIGHBOURS,
     KNNModel,

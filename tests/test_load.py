@@ -7,10 +7,7 @@ rejects against answers worked out by hand.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from movierec_spark import MovieRecError, schemas

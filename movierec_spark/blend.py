@@ -50,7 +50,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
 from movierec_spark.knn import KNNModel
 from movierec_spark.model import RecommenderModel
@@ -318,18 +318,11 @@ class BlendModel:
     def load(cls, spark: SparkSession, path: str | Path) -> "BlendModel":
         """Load a blend saved by :meth:`save`; anything else is a MovieRecError."""
         path = Path(path)
+        meta = io.read_model_metadata(path, BLEND, FORMAT_VERSION)
         try:
-            meta = json.loads((path / "metadata.json").read_text())
-            if meta["model"] != BLEND or meta["format_version"] != FORMAT_VERSION:
-                raise MovieRecError(
-                    f"{path} holds model {meta['model']!r} format {meta['format_version']}; "
-                    f"this version reads blend format {FORMAT_VERSION}"
-                )
             members = {name: _LOADERS[kind](spark, path / name) for name, kind in meta["members"].items()}
             weights = {name: float(w) for name, w in meta["weights"].items()}
             return cls(members, float(meta["intercept"]), weights, RatingScale(**meta["scale"]))
-        except FileNotFoundError:
-            raise MovieRecError(f"{path} is not a saved blend (no metadata.json)") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
 

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType, StructField, StructType
 
 from movierec_spark import MovieRecError, faults
+from movierec_spark.schemas import CATALOG as CATALOG_SCHEMA
 from movierec_spark.schemas import TABLE_SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -427,7 +428,8 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
     target = Path(model_dir) / CATALOG
     if not target.is_dir():
         return None
-    return spark.read.parquet(str(target))
+    # The schema is known: without it Spark runs a job to read a file footer.
+    return spark.read.schema(CATALOG_SCHEMA).parquet(str(target))
 
 # --- small result tables and report files ---
 

@@ -7,6 +7,7 @@ the epoch as longs.
 
 from pyspark.sql.types import (
     ArrayType,
+    DoubleType,
     FloatType,
     IntegerType,
     LongType,
@@ -72,6 +73,32 @@ REJECTS = StructType(
 )
 
 # Raw text lines before parsing: one string per input line.
+# The catalog saved beside a model (movierec_spark.catalog.build_catalog).
+CATALOG = StructType(
+    [
+        StructField(C.MOVIE_ID, IntegerType(), nullable=False),
+        StructField(C.TITLE, StringType(), nullable=True),
+        StructField(C.YEAR, IntegerType(), nullable=True),
+        StructField(C.GENRES, ArrayType(StringType(), containsNull=True), nullable=True),
+        StructField(C.NUM_RATINGS, IntegerType(), nullable=False),
+    ]
+)
+
+# A saved model's bias tables (movierec_spark.model.RecommenderModel).
+USER_BIASES = StructType(
+    [StructField(C.USER_ID, IntegerType(), nullable=False), StructField("user_bias", DoubleType(), nullable=False)]
+)
+ITEM_BIASES = StructType(
+    [StructField(C.MOVIE_ID, IntegerType(), nullable=False), StructField("item_bias", DoubleType(), nullable=False)]
+)
+DAY_BIASES = StructType(
+    [
+        StructField(C.USER_ID, IntegerType(), nullable=False),
+        StructField("day", LongType(), nullable=False),
+        StructField("day_bias", DoubleType(), nullable=False),
+    ]
+)
+
 LINES = StructType([StructField("value", StringType(), nullable=True)])
 
 TABLE_SCHEMAS = {

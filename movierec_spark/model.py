@@ -17,7 +17,8 @@ user gets ``global_mean + item_bias``, an unseen movie
 
 Saved layout (``save``/``load``)::
 
-    DIR/metadata.json   kind, global mean, rating scale, parameters, dataset
+    DIR/metadata.json   kind, global mean, rating scale, parameters, the largest
+                        user id (so a custom user's fresh id costs no Spark job)
     DIR/user_bias/      Parquet: user_id int, user_bias double
     DIR/item_bias/      Parquet: movie_id int, item_bias double
     DIR/day_bias/       Parquet: user_id int, day long, day_bias double (if fitted)
@@ -37,6 +38,7 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
+from movierec_spark import schemas
 from movierec_spark.releases import RatingScale
 
 FORMAT_VERSION = 1
@@ -71,10 +73,26 @@ class RecommenderModel:
     kind: str = KIND_EXPLICIT
     params: dict[str, Any] = field(default_factory=dict)
     day_bias: DataFrame | None = None  # user_id, day, day_bias
+    # The largest user id of the bias table and the ALS user factors, once known
+    # (recorded in metadata.json by save, so a loaded model knows it).
+    known_max_user_id: int | None = field(default=None, repr=False)
 
     @property
     def clips(self) -> bool:
         return self.kind == KIND_EXPLICIT
+
+    def max_user_id(self) -> int | None:
+        """The largest user id the model knows (biases or factors); None for a model without users.
+
+        Computed in Spark the first time (one job), then remembered; a loaded
+        model reads it from its metadata and runs no job.
+        """
+        if self.known_max_user_id is None:
+            ids = self.user_bias.select(C.USER_ID)
+            if self.als is not None:
+                ids = ids.unionByName(self.als.userFactors.select(F.col("id").alias(C.USER_ID)))
+            self.known_max_user_id = ids.agg(F.max(C.USER_ID)).first()[0]
+        return self.known_max_user_id
 
     def with_baseline(self, pairs: DataFrame, name: str) -> DataFrame:
         """``pairs`` plus column ``name``: the unclipped ``mean + b_u + b_i (+ b_u,day)``.
@@ -150,6 +168,7 @@ class RecommenderModel:
             "has_factors": self.als is not None,
             "has_day_bias": self.day_bias is not None,
             "params": self.params,
+            "max_user_id": self.max_user_id(),
         }
 
     def save(self, path: str | Path) -> None:
@@ -185,13 +204,17 @@ class RecommenderModel:
                 f"{path} was saved in model format {version}; this version reads {FORMAT_VERSION}"
             )
         als = ALSModel.load(str(path / "als")) if meta.get("has_factors") else None
+        # Known schemas: without them Spark runs one job per table to read a file footer.
+        read = spark.read
         return cls(
             global_mean=float(meta["global_mean"]),
-            user_bias=spark.read.parquet(str(path / "user_bias")),
-            item_bias=spark.read.parquet(str(path / "item_bias")),
+            user_bias=read.schema(schemas.USER_BIASES).parquet(str(path / "user_bias")),
+            item_bias=read.schema(schemas.ITEM_BIASES).parquet(str(path / "item_bias")),
             als=als,
             scale=RatingScale(**meta["scale"]),
             kind=meta["kind"],
             params=meta.get("params", {}),
-            day_bias=spark.read.parquet(str(path / "day_bias")) if meta.get("has_day_bias") else None,
+            day_bias=read.schema(schemas.DAY_BIASES).parquet(str(path / "day_bias")) if meta.get("has_day_bias") else None,
+            # Models saved before the key existed compute it on first use.
+            known_max_user_id=meta.get("max_user_id"),
         )

@@ -169,12 +169,11 @@ class CustomRecommender:
         return custom.from_pairs(user, pairs, self.index, self.model.scale)
 
     def next_user_id(self) -> int:
-        """The first id above every user the model knows (1 for an empty model)."""
-        ids = self.model.user_bias.select(C.USER_ID)
-        if self.model.als is not None:
-            ids = ids.unionByName(self.model.als.userFactors.select(F.col("id").alias(C.USER_ID)))
-        largest = ids.agg(F.max(C.USER_ID)).first()[0]
-        return (largest or 0) + 1
+        """The first id above every user the model knows (1 for an empty model).
+
+        A loaded model knows its largest user id from its metadata (no Spark job).
+        """
+        return (self.model.max_user_id() or 0) + 1
 
     def custom_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> DataFrame:
         """``user, user_id, movie_id, rating`` with ids no training user has."""
@@ -184,8 +183,14 @@ class CustomRecommender:
     # --- recommendations ---
 
     def fold_in(self, custom_df: DataFrame) -> FoldedInModel:
-        """Folds the custom users into the model (no retraining); see :mod:`movierec_spark.foldin`."""
-        return fold_in(self.model, custom_df)
+        """Folds the custom users into the model (no retraining); see :mod:`movierec_spark.foldin`.
+
+        Solved on the driver, now: custom users are a person's ratings (or a
+        file of a few people's), already in the driver's memory as Python
+        objects, so collecting them with their movies' terms costs nothing
+        the driver does not already hold.
+        """
+        return fold_in(self.model, custom_df, on_driver=True)
 
     def top_n(self, custom_df: DataFrame, scorer=None, n: int | None = None,
               min_ratings: int | None = None, content_weight: float | None = None) -> DataFrame:

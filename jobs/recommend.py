@@ -92,9 +92,10 @@ def run(spark, cfg: Config) -> int:
         first_id = recommender.next_user_id()
         ids = custom.user_ids(ratings, first_id)
         custom_df = recommender.custom_frame(ratings, first_id).cache()
+        # Solved on the driver, now (CustomRecommender.fold_in): its users are
+        # a small local table that later actions read without recomputing.
         folded = recommender.fold_in(custom_df)
-        folded.users.cache()
-        log.info("folded in %d users", folded.users.count())
+        log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
         table = recommender.top_n(custom_df, scorer=folded).cache()
         frame = table.toPandas()

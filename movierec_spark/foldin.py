@@ -202,12 +202,22 @@ def item_gram(model: RecommenderModel) -> np.ndarray:
     return RowMatrix(vectors).computeGramianMatrix().toArray()
 
 
-def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":
+def fold_in(model: RecommenderModel, ratings: DataFrame, *, on_driver: bool = False) -> "FoldedInModel":
     """Solve each new user's bias and factors against ``model``'s fixed movies.
 
     ``ratings``: ``user_id, movie_id, rating`` of users the model has not
-    seen (their ids must not be the model's). Lazy: nothing runs until the
-    returned model's ``users`` or predictions are used.
+    seen (their ids must not be the model's). Lazy by default: nothing runs
+    until the returned model's ``users`` or predictions are used, and then
+    each user is one ``applyInPandas`` group, so many users fold in on the
+    executors.
+
+    ``on_driver=True`` is for few users (a person's ratings file, already in
+    the driver's memory): the ratings joined with their movies' biases and
+    factors are collected now (one Spark job) and solved on the driver by the
+    same per-user function, and ``users`` is a small local table. It skips
+    the shuffle and the Python workers that the grouped path starts, seconds
+    on a small machine, and the folded users are never recomputed by later
+    actions.
     """
     settings = FoldInSettings.of(model)
     rated = ratings.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double").alias(C.RATING))
@@ -218,8 +228,22 @@ def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":
     else:
         rated = rated.withColumn(_ITEM_FEATURES, F.lit(None).cast(T.ArrayType(T.FloatType())))
     gram = item_gram(model) if settings.implicit and model.als is not None else None
-    users = rated.groupBy(C.USER_ID).applyInPandas(_solver(settings, gram), schema=FOLDED_USERS)
+    solve = _solver(settings, gram)
+    if on_driver:
+        users = _solve_on_driver(rated, solve)
+    else:
+        users = rated.groupBy(C.USER_ID).applyInPandas(solve, schema=FOLDED_USERS)
     return FoldedInModel(base=model, users=users)
+
+
+def _solve_on_driver(rated: DataFrame, solve) -> DataFrame:
+    """``solve`` applied to each user's rows of ``rated``, collected; the result as a local table."""
+    frame = rated.toPandas()
+    rows = []
+    for _, group in frame.groupby(C.USER_ID, sort=True):
+        solved = solve(group).iloc[0]
+        rows.append((int(solved[C.USER_ID]), float(solved[USER_BIAS]), solved[FEATURES]))
+    return rated.sparkSession.createDataFrame(rows, FOLDED_USERS)
 
 
 @dataclass

@@ -76,7 +76,9 @@ def top_n_table(scorer, custom: DataFrame, catalog: DataFrame, n: int, min_ratin
     candidates = popular_enough(catalog, min_ratings).select(C.MOVIE_ID)
     liked = liked_movies(custom, liked_rating)
     features = movie_features(catalog)
-    profiles = taste_profiles(liked, features)
+    # One row per user, used twice (the ranking boost inside ``top`` and the
+    # table's match column): cached so its four aggregations run once.
+    profiles = taste_profiles(liked, features).cache()
     ranker = ContentBoost(scorer, profiles, features, content_weight) if content_weight else scorer
     # Used twice (the table and its explanations): cached so the scoring runs once.
     top = top_n_unseen(ranker, users, candidates, seen, n).cache()
@@ -100,7 +102,9 @@ def top_n_table(scorer, custom: DataFrame, catalog: DataFrame, n: int, min_ratin
             .withColumn(C.BECAUSE_MOVIE_ID, F.lit(None).cast("int"))
             .withColumn(C.SIMILARITY, F.lit(None).cast("double"))
         )
-    return table.select(*TOP_N_COLUMNS).orderBy(C.USER_ID, C.RANK)
+    # n rows per custom user: one sorted partition. A global orderBy would
+    # first run a sampling job over the whole plan to pick range boundaries.
+    return table.select(*TOP_N_COLUMNS).repartition(1).sortWithinPartitions(C.USER_ID, C.RANK)
 
 
 def similar_table(model, queries: DataFrame, catalog: DataFrame, n: int, min_ratings: int) -> DataFrame:

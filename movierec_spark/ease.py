@@ -168,11 +168,17 @@ class EaseModel:
 
         Each rating's weights are kept only where they meet a wanted pair
         before they are summed, so scoring a sample of pairs does not sum
-        every movie of every sampled user.
+        every movie of every sampled user. The wanted users' ratings are
+        spread over the shuffle partitions first: each task's partial sum
+        then holds its own users' pairs only (with the few partitions a
+        small release is read into, one task's hash map held millions of
+        pairs and ran the driver's heap short in local mode).
         """
-        wanted = pairs.select(C.USER_ID, C.MOVIE_ID).distinct()
+        wanted = pairs.select(C.USER_ID, C.MOVIE_ID)
+        partitions = int(pairs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
         return (
             self.seen.join(wanted.select(C.USER_ID).distinct(), on=C.USER_ID, how="inner")
+            .repartition(partitions, C.USER_ID)
             .select(C.USER_ID, F.col(C.MOVIE_ID).alias(_SOURCE))
             .join(self.weights, on=_SOURCE, how="inner")
             .join(wanted, on=[C.USER_ID, C.MOVIE_ID], how="left_semi")

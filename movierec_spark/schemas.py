@@ -72,7 +72,6 @@ REJECTS = StructType(
     ]
 )
 
-# Raw text lines before parsing: one string per input line.
 # The catalog saved beside a model (movierec_spark.catalog.build_catalog).
 CATALOG = StructType(
     [
@@ -99,6 +98,7 @@ DAY_BIASES = StructType(
     ]
 )
 
+# Raw text lines before parsing: one string per input line.
 LINES = StructType([StructField("value", StringType(), nullable=True)])
 
 TABLE_SCHEMAS = {

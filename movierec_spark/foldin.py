@@ -265,13 +265,6 @@ class FoldedInModel:
     def scale(self):
         return self.base.scale
 
-    # factors.dot multiplies in double (unlike RecommenderModel.predict).
-    factor_products_in_float = False
-
-    def user_terms(self, user_ids: list[int]) -> pd.DataFrame:
-        """``user_id, user_bias, features`` of the folded users among these (see RecommenderModel)."""
-        return self.users.filter(F.col(C.USER_ID).isin(user_ids)).select(C.USER_ID, USER_BIAS, FEATURES).toPandas()
-
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
         """``pairs`` (user_id, movie_id, ...) plus ``prediction`` (and the unclipped score)."""
         users = self.users.select(

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -157,28 +156,6 @@ class RecommenderModel:
             scored = scored.withColumn(score_col, unclipped.cast("double"))
         out = scored.withColumn(C.PREDICTION, raw.cast("double"))
         return out.drop(_BASELINE, _USER_FACTORS, _ITEM_FACTORS)
-
-    # Spark multiplies two float factors as a float (the product rounded to
-    # float32) before adding it to the double sum: driver-side scoring
-    # (tables.top_n_table) rounds the same way.
-    factor_products_in_float = True
-
-    def user_terms(self, user_ids: list[int]) -> pd.DataFrame:
-        """``user_id, user_bias, features`` of these users, collected (small: a few users).
-
-        A user the model does not know gets no row (its scores are the
-        cold-start ``mean + b_i``); ``features`` is None without factors.
-        """
-        biases = self.user_bias.filter(F.col(C.USER_ID).isin(user_ids)).select(C.USER_ID, USER_BIAS)
-        if self.als is not None:
-            factors = self.als.userFactors.select(F.col("id").cast("int").alias(C.USER_ID), F.col("features"))
-            factors = factors.filter(F.col(C.USER_ID).isin(user_ids))
-            biases = biases.join(factors, on=C.USER_ID, how="full")
-        else:
-            biases = biases.withColumn("features", F.lit(None).cast("array<float>"))
-        frame = biases.toPandas()
-        frame[USER_BIAS] = frame[USER_BIAS].fillna(0.0)
-        return frame
 
     # --- persistence ---
 

@@ -29,32 +29,39 @@ Output of :func:`similar_table`, ordered by query movie then rank::
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from movierec_spark import columns as C
 from movierec_spark.catalog import popular_enough
-from movierec_spark.factors import FEATURES, item_factors
-from movierec_spark.model import ITEM_BIAS, USER_BIAS
-from movierec_spark.similar import similar_movies
-from movierec_spark.taste import FEATURES as FEATURES_COL
-from movierec_spark.taste import MATCH, movie_features
+from movierec_spark.factors import item_factors
+from movierec_spark.recommend import top_n_unseen
+from movierec_spark.similar import because_you_liked, similar_movies
+from movierec_spark.taste import MATCH, ContentBoost, movie_features, taste_profiles, with_match
 
 TOP_N_COLUMNS = (
     C.USER, C.USER_ID, C.RANK, C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.PREDICTION,
     C.NUM_RATINGS, MATCH, C.BECAUSE_YOU_LIKED, C.BECAUSE_MOVIE_ID, C.SIMILARITY,
 )
-_ITEM_FEATURES = "_item_features"
 SIMILAR_COLUMNS = (
     C.MOVIE_ID, C.RANK, C.SIMILAR_MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS, C.SIMILARITY,
 )
+
+
+def title_label(title: str = C.TITLE, year: str = C.YEAR):
+    """``"Title (1999)"``, or the bare title when the year is unknown."""
+    return F.when(F.col(year).isNull(), F.col(title)).otherwise(
+        F.format_string("%s (%d)", F.col(title), F.col(year))
+    )
+
+
+def liked_movies(custom: DataFrame, liked_rating: float) -> DataFrame:
+    """``user_id, movie_id`` of the movies each user rated ``liked_rating`` or more."""
+    return custom.filter(F.col(C.RATING) >= F.lit(float(liked_rating))).select(C.USER_ID, C.MOVIE_ID)
 
 
 def top_n_table(scorer, custom: DataFrame, catalog: DataFrame, n: int, min_ratings: int,
@@ -63,168 +70,41 @@ def top_n_table(scorer, custom: DataFrame, catalog: DataFrame, n: int, min_ratin
 
     Ranked by the scorer's unclipped score plus ``content_weight * match``
     (see :mod:`movierec_spark.taste`), then by movie id.
-
-    Computed on the driver: custom users are a person's ratings (a handful
-    of users), and the per-movie side (catalog, item bias, item factors,
-    taste features: ~60k x rank numbers at ml-25m scale) is collected in one
-    Spark action, so the whole table is a few numpy passes instead of ~35
-    Spark jobs (bench/NOTES.md, fold-in). ``scorer`` is a
-    :class:`movierec_spark.model.RecommenderModel` or a
-    :class:`movierec_spark.foldin.FoldedInModel` (``user_terms``); the
-    values are the ones their ``predict`` gives.
     """
-    spark = custom.sparkSession
-    base = getattr(scorer, "base", scorer)
-    has_als = getattr(scorer, "als", None) is not None
-    movies = catalog.join(movie_features(catalog), on=C.MOVIE_ID, how="left").join(
-        base.item_bias.select(C.MOVIE_ID, ITEM_BIAS), on=C.MOVIE_ID, how="left"
+    users = custom.select(C.USER_ID).distinct()
+    seen = custom.select(C.USER_ID, C.MOVIE_ID)
+    candidates = popular_enough(catalog, min_ratings).select(C.MOVIE_ID)
+    liked = liked_movies(custom, liked_rating)
+    features = movie_features(catalog)
+    # One row per user, used twice (the ranking boost inside ``top`` and the
+    # table's match column): cached so its four aggregations run once.
+    profiles = taste_profiles(liked, features).cache()
+    ranker = ContentBoost(scorer, profiles, features, content_weight) if content_weight else scorer
+    # Used twice (the table and its explanations): cached so the scoring runs once.
+    top = top_n_unseen(ranker, users, candidates, seen, n).cache()
+    labels = custom.select(C.USER, C.USER_ID).distinct()
+    table = with_match(
+        top.join(labels, on=C.USER_ID, how="left")
+        .join(catalog.select(C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS), on=C.MOVIE_ID, how="left"),
+        profiles,
+        features,
     )
-    if has_als:
-        movies = movies.join(item_factors(scorer).withColumnRenamed(FEATURES, _ITEM_FEATURES), on=C.MOVIE_ID, how="left")
-    movies = movies.toPandas().sort_values(C.MOVIE_ID, kind="stable").reset_index(drop=True)
-    rated = custom.select(C.USER, C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double")).toPandas()
-    user_ids = sorted({int(u) for u in rated[C.USER_ID]})
-    terms = scorer.user_terms(user_ids) if user_ids else None
-    rows = []
-    if user_ids and len(movies):
-        local = _LocalMovies(movies, has_als, bool(getattr(scorer, "factor_products_in_float", False)))
-        terms_by_user = {int(r[C.USER_ID]): r for r in terms.to_dict("records")}
-        labels = rated.drop_duplicates(C.USER_ID).set_index(C.USER_ID)[C.USER]
-        for user_id in user_ids:
-            mine = rated[rated[C.USER_ID] == user_id]
-            rows.extend(local.top_n(
-                user_id, labels[user_id], terms_by_user.get(user_id), mine, base, n, min_ratings,
-                float(liked_rating), float(content_weight),
-            ))
-    types = {f.name: f.dataType for f in catalog.schema.fields}
-    schema = T.StructType([
-        T.StructField(C.USER, custom.schema[C.USER].dataType),
-        T.StructField(C.USER_ID, T.IntegerType()),
-        T.StructField(C.RANK, T.IntegerType()),
-        T.StructField(C.MOVIE_ID, T.IntegerType()),
-        T.StructField(C.TITLE, types[C.TITLE]),
-        T.StructField(C.YEAR, types[C.YEAR]),
-        T.StructField(C.GENRES, types[C.GENRES]),
-        T.StructField(C.PREDICTION, T.DoubleType()),
-        T.StructField(C.NUM_RATINGS, types[C.NUM_RATINGS]),
-        T.StructField(MATCH, T.DoubleType()),
-        T.StructField(C.BECAUSE_YOU_LIKED, T.StringType()),
-        T.StructField(C.BECAUSE_MOVIE_ID, T.IntegerType()),
-        T.StructField(C.SIMILARITY, T.DoubleType()),
-    ])
-    # One partition, as before: the n rows per user stay in order in one output file.
-    return spark.createDataFrame(rows, schema).coalesce(1)
-
-
-def _seq_dot(left: np.ndarray, right: np.ndarray, in_float: bool = False) -> np.ndarray:
-    """``sum_k left[..., k] * right[..., k]`` added left to right in double, as Spark's ``aggregate`` does."""
-    total = np.zeros(np.broadcast_shapes(left.shape[:-1], right.shape[:-1]))
-    for k in range(left.shape[-1]):
-        product = left[..., k] * right[..., k]
-        total = total + (product.astype(np.float32) if in_float else product)
-    return total
-
-
-class _LocalMovies:
-    """The collected per-movie table, as arrays, and one user's top-N over it."""
-
-    def __init__(self, movies: pd.DataFrame, has_als: bool, in_float: bool):
-        self.frame = movies
-        self.ids = movies[C.MOVIE_ID].to_numpy(dtype=np.int64)
-        self.position = {int(m): i for i, m in enumerate(self.ids)}
-        self.item_bias = movies[ITEM_BIAS].fillna(0.0).to_numpy(dtype=np.float64)
-        self.num_ratings = movies[C.NUM_RATINGS].to_numpy()
-        self.features = [list(f) if f is not None else [] for f in movies[FEATURES_COL]]
-        self.in_float = in_float
-        self.factors = None
-        if has_als:
-            column = movies[_ITEM_FEATURES]
-            self.has = column.notna().to_numpy()
-            known = [np.asarray(f, dtype=np.float32) for f in column[self.has]]
-            rank = len(known[0]) if known else 0
-            self.factors = np.zeros((len(movies), rank), dtype=np.float32)
-            if known:
-                self.factors[self.has] = np.stack(known)
-            lengths = np.sqrt(_seq_dot(self.factors.astype(np.float64), self.factors.astype(np.float64)))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.units = self.factors.astype(np.float64) / lengths[:, None]
-            self.unit_ok = self.has & (lengths > 0)
-
-    def _scores(self, terms, global_mean: float) -> np.ndarray:
-        bias = float(terms[USER_BIAS]) if terms is not None else 0.0
-        raw = float(global_mean) + bias + self.item_bias
-        user = None if terms is None else terms.get(FEATURES)
-        if self.factors is not None and user is not None and len(user):
-            user = np.asarray(user, dtype=np.float32)
-            if self.in_float:
-                factor = _seq_dot(self.factors, user[None, :], in_float=True)
-            else:
-                factor = _seq_dot(self.factors.astype(np.float64), user.astype(np.float64)[None, :])
-            raw = raw + np.where(self.has, factor, 0.0)
-        return raw
-
-    def _match(self, liked: list[int]) -> np.ndarray:
-        counts: dict[str, int] = {}
-        for i in liked:
-            for feature in self.features[i]:
-                counts[feature] = counts.get(feature, 0) + 1
-        profile = {k: v / len(liked) for k, v in counts.items()} if liked else {}
-        norm = math.sqrt(sum(v * v for v in profile.values()))
-        out = np.zeros(len(self.ids))
-        if norm > 0:
-            for i, features in enumerate(self.features):
-                if features:
-                    total = 0.0
-                    for feature in features:
-                        total = total + profile.get(feature, 0.0)
-                    out[i] = total / (norm * math.sqrt(len(features)))
-        return out
-
-    def _because(self, index: int, liked_factors: np.ndarray):
-        if self.factors is None or not self.has[index] or not len(liked_factors):
-            return None, None, None
-        others = liked_factors[self.ids[liked_factors] != self.ids[index]]
-        if not len(others):
-            return None, None, None
-        if not self.unit_ok[index]:
-            best, similarity = others[0], None  # every similarity null: the smallest id
-        else:
-            sims = _seq_dot(self.units[others], self.units[index][None, :])
-            sims = np.where(self.unit_ok[others], sims, -np.inf)
-            pick = np.lexsort((self.ids[others], -sims))[0]
-            best = others[pick]
-            similarity = float(sims[pick]) if np.isfinite(sims[pick]) else None
-        row = self.frame.iloc[best]
-        year = row[C.YEAR]
-        label = row[C.TITLE] if pd.isna(year) else f"{row[C.TITLE]} ({int(year)})"
-        return label, int(self.ids[best]), similarity
-
-    def top_n(self, user_id, user, terms, rated: pd.DataFrame, base, n, min_ratings, liked_rating,
-              content_weight):
-        raw = self._scores(terms, base.global_mean)
-        seen = np.isin(self.ids, rated[C.MOVIE_ID].to_numpy(dtype=np.int64))
-        liked_ids = sorted({int(m) for m in rated.loc[rated[C.RATING] >= liked_rating, C.MOVIE_ID]})
-        liked = [self.position[m] for m in liked_ids if m in self.position]
-        match = self._match(liked)
-        score = raw + content_weight * match if content_weight else raw
-        candidates = np.nonzero((self.num_ratings >= min_ratings) & ~seen)[0]
-        top = candidates[np.lexsort((self.ids[candidates], -score[candidates]))][:n]
-        prediction = raw
-        if base.clips:
-            prediction = np.minimum(np.maximum(raw, base.scale.low), base.scale.high)
-        liked_factors = np.array([i for i in liked if self.factors is not None and self.has[i]], dtype=np.int64)
-        rows = []
-        for rank, i in enumerate(top, start=1):
-            movie = self.frame.iloc[i]
-            genres = movie[C.GENRES]
-            rows.append((
-                user, int(user_id), rank, int(self.ids[i]), movie[C.TITLE],
-                None if pd.isna(movie[C.YEAR]) else int(movie[C.YEAR]),
-                None if genres is None else list(genres),
-                float(prediction[i]), int(movie[C.NUM_RATINGS]), float(match[i]),
-                *self._because(i, liked_factors),
-            ))
-        return rows
+    if getattr(scorer, "als", None) is not None:
+        reasons = because_you_liked(top, liked, item_factors(scorer))
+        because_titles = catalog.select(
+            F.col(C.MOVIE_ID).alias(C.BECAUSE_MOVIE_ID), title_label().alias(C.BECAUSE_YOU_LIKED)
+        )
+        reasons = reasons.join(because_titles, on=C.BECAUSE_MOVIE_ID, how="left")
+        table = table.join(reasons, on=[C.USER_ID, C.MOVIE_ID], how="left")
+    else:
+        table = (
+            table.withColumn(C.BECAUSE_YOU_LIKED, F.lit(None).cast("string"))
+            .withColumn(C.BECAUSE_MOVIE_ID, F.lit(None).cast("int"))
+            .withColumn(C.SIMILARITY, F.lit(None).cast("double"))
+        )
+    # n rows per custom user: one sorted partition. A global orderBy would
+    # first run a sampling job over the whole plan to pick range boundaries.
+    return table.select(*TOP_N_COLUMNS).repartition(1).sortWithinPartitions(C.USER_ID, C.RANK)
 
 
 def similar_table(model, queries: DataFrame, catalog: DataFrame, n: int, min_ratings: int) -> DataFrame:

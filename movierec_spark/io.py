@@ -184,7 +184,7 @@ def staged_table(final: str | Path, name: str, table: DataFrame, csv_frame: Any)
     published together.
     """
     with staged_output(final) as staging:
-        table.write.parquet(str(staging / name))
+        write_table(table, staging / name)
         write_csv(staging / f"{name}.csv", csv_frame)
         yield staging
 

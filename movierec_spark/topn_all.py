@@ -22,9 +22,10 @@ candidates' augmented factors ``[q_i, b_i]`` (59k x 11 doubles: 5 MB) go to
 every task with the function; the users stream through ``mapInPandas`` in
 blocks of ``block_size`` with the list of movies each has seen, and each
 block is one BLAS product (``block_size`` x movies), a mask of the seen
-movies and a partial sort (``argpartition``) per row -- the same plan as
-``ALSModel.recommendForAllUsers`` (blocks, GEMM, per-block top-k), plus the
-biases and the exclusion of seen movies it lacks. Memory per task: one
+movies and an exact top-k per row that sorts only the entries above a bound
+(:func:`top_k_rows`) -- the same plan as ``ALSModel.recommendForAllUsers``
+(blocks, GEMM, per-block top-k), plus the biases and the exclusion of seen
+movies it lacks. Memory per task: one
 ``block_size`` x movies matrix of doubles (256 x 59k: 120 MB).
 
 The pandas function is a vectorised batch function, not a per-row UDF:

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOVIELENS_DATA", ROOT.parent / "shared" / "data" / "movielens"))
 CACHE = Path(os.environ.get("MOVIEREC_CACHE", Path.home() / ".cache" / "movierec-spark")) / "bench"
 
+PIPELINES = ("project", "plain")
+
 # name -> (kind, ratings, users, movies); synthetic sizes keep ml-25m's ratios.
 SIZES = {
     "ml-latest-small": ("real", 100_836, 610, 9_742),
@@ -355,7 +357,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of: {', '.join(SIZES)}")
     parser.add_argument("--runs", type=int, default=3, help="runs per pipeline for sizes under 2M ratings (else 1)")
-    parser.add_argument("--pipelines", default="project,plain", help="project, plain or both")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES),
+                        help="comma-separated, of: project, plain (default: both)")
     parser.add_argument("--work-dir", type=Path, default=CACHE, help="generated data and run outputs")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--fresh", action="store_true", help="forget the results of earlier runs in --work-dir")
@@ -369,7 +372,9 @@ def main(argv=None) -> int:
         results = json.loads((args.work_dir / "results.json").read_text())
         print(write_report(results, args.report, "python bench/benchmark.py --report-only"))
         return 0
-    pipelines = [p.strip() for p in args.pipelines.split(",")]
+    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    if not pipelines or any(p not in PIPELINES for p in pipelines):
+        parser.error(f"--pipelines takes a comma-separated list of {', '.join(PIPELINES)}, got {args.pipelines!r}")
     if "project" in pipelines and not (ROOT / "jobs" / "train_als.py").exists():
         parser.error("jobs/train_als.py is not in this checkout; run with --pipelines plain")
     work = args.work_dir

@@ -837,7 +837,9 @@ def run(spark, cfg: Config) -> int:
                 if hasattr(model, "save"):
                     model.save(staging / "models" / name)
             if PRIMARY in models:
-                models[PRIMARY].save(staging / "model")
+                # model/ is models/als again: a file copy, not a second write of
+                # its tables from Spark (ml-25m's day bias table alone is 20M rows).
+                shutil.copytree(staging / "models" / PRIMARY, staging / "model")
                 io.write_catalog(catalog, staging / "model")
             if sample is not None:
                 io.write_csv(staging / "predictions_sample.csv", sample)

@@ -31,7 +31,13 @@ What makes it MovieLens-like, and how each property is guaranteed:
   0.5..5. The noise and the rounding set the best RMSE any model can reach,
   and the factor part is what ALS can learn beyond a bias baseline.
 - **Timestamps** inside each user's active period between the first and
-  last ml-25m rating (January 1995 to November 2019).
+  last ml-25m rating (January 1995 to November 2019), in sessions: a user
+  with ``n`` ratings has ``ceil(n / RATINGS_PER_SESSION)`` sessions at random
+  times of the period, each rating falls in one of them at random, within
+  ``SESSION_SECONDS`` of its start. MovieLens users rate in bursts (one
+  user-day per 16 ratings in ml-latest-small, per 40 in ml-100k); spread
+  uniformly, nearly every rating would be a user-day of its own, and the
+  user-day bias table would be as large as the ratings.
 
 Every random number is a hash (``xxhash64``) of the seed, a stream number
 and the row's identity (user, stratum), never a position in a partition, so
@@ -90,9 +96,15 @@ GENRES = (
     "Animation", "War", "Musical", "Western", "Film-Noir", "IMAX",
 )  # fmt: skip
 
+# Rating sessions (see the module docstring): ml-latest-small has 16.4
+# ratings per distinct (user, day), ml-100k 39.8.
+RATINGS_PER_SESSION = 16
+SESSION_SECONDS = 3 * 3600
+
 # Independent random streams: each use of randomness hashes its own number.
 _S_USER_BIAS, _S_HALF_STARS, _S_START, _S_SPAN = 1, 2, 3, 4
 _S_PICK, _S_NOISE, _S_TIME = 5, 6, 7
+_S_SESSION, _S_IN_SESSION = 14, 15
 _S_ITEM_BIAS, _S_YEAR, _S_GENRE = 8, 9, 10
 _S_USER_FACTOR, _S_ITEM_FACTOR = 1000, 2000  # plus the dimension
 _S_USER_PERM, _S_MOVIE_PERM, _S_PHASE = 11, 12, 13
@@ -516,7 +528,13 @@ def _ratings_from(users: DataFrame, movies: DataFrame, spec: SyntheticSpec) -> D
     )
     stars = F.when(F.col(_HALF), F.round(raw * 2.0) / 2.0).otherwise(F.round(raw))
     rating = F.least(F.greatest(stars, F.lit(SCALE.low)), F.lit(SCALE.high))
-    timestamp = F.col(_START) + (_uniform(seed, _S_TIME, slot, j) * (F.col(_SPAN) + 1).cast("double")).cast("long")
+    sessions = F.ceil(n.cast("double") / F.lit(float(RATINGS_PER_SESSION)))
+    session = F.floor(_uniform(seed, _S_SESSION, slot, j) * sessions).cast("long")
+    session_start = F.col(_START) + (
+        _uniform(seed, _S_TIME, slot, session) * (F.col(_SPAN) + 1).cast("double")
+    ).cast("long")
+    in_session = (_uniform(seed, _S_IN_SESSION, slot, j) * F.lit(float(SESSION_SECONDS))).cast("long")
+    timestamp = F.least(session_start + in_session, F.lit(LAST_TIMESTAMP))
     return strata.join(F.broadcast(movies), on=_MOVIE_RANK, how="inner").select(
         (slot + 1).cast("int").alias(C.USER_ID),
         F.col(C.MOVIE_ID).cast("int").alias(C.MOVIE_ID),

@@ -102,6 +102,18 @@ def test_timestamps_fall_in_movielens_years(small):
     assert years.nunique() > 15
 
 
+def test_ratings_come_in_sessions_like_movielens(small):
+    ratings, _ = small
+    user_days = ratings.groupby([ratings[C.USER_ID], ratings[C.TIMESTAMP] // 86400]).ngroups
+    # ml-latest-small: 16.4 ratings per (user, day); ml-100k: 39.8. Uniform
+    # timestamps over each user's active period give close to 1.
+    per_user_day = len(ratings) / user_days
+    assert 8 < per_user_day < 40
+    # Every user still has at least one session, and heavy users several.
+    days_per_user = ratings.groupby(C.USER_ID)[C.TIMESTAMP].apply(lambda t: (t // 86400).nunique())
+    assert days_per_user.min() >= 1 and days_per_user.max() > 3
+
+
 def test_movies_have_titles_years_and_known_genres(small):
     _, movies = small
     assert movies[C.TITLE].is_unique

@@ -74,7 +74,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark import custom, io
     from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import for_csv, format_top_n
+    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_spark
 
     started = time.perf_counter()
     section = cfg["recommend"]
@@ -88,17 +88,19 @@ def run(spark, cfg: Config) -> int:
         ratings = recommender.read_ratings(section["custom_ratings_file"])
         for line in custom.describe(ratings):
             log.info("%s", line)
+    with timer.stage("collect movies"):
+        # One Spark action: the catalog with the model's item bias, factors and
+        # taste features. Fold-in and top-N below run on it on the driver.
+        movies = recommender.collect_movie_table()
     with timer.stage("fold in"):
         first_id = recommender.next_user_id()
         ids = custom.user_ids(ratings, first_id)
-        custom_df = recommender.custom_frame(ratings, first_id).cache()
-        # Solved on the driver, now (CustomRecommender.fold_in): its users are
-        # a small local table that later actions read without recomputing.
-        folded = recommender.fold_in(custom_df)
+        rated = recommender.ratings_frame(ratings, first_id)
+        users = recommender.fold_in(rated, movies)
         log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
-        table = recommender.top_n(custom_df, scorer=folded).cache()
-        frame = table.toPandas()
+        frame = recommender.top_n(rated, users, movies)
+        table = to_spark(spark, frame, TOP_N_SCHEMA)
     with timer.stage("write"), io.staged_table(output, "top_n", table, for_csv(frame)) as staging:
         io.write_csv(staging / "custom_ratings.csv", custom.resolved_table(ratings, first_id))
         io.write_json(

@@ -51,7 +51,7 @@ def validate(cfg: Config) -> None:
 def run(spark, cfg: Config) -> int:
     from movierec_spark import io
     from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
-    from movierec_spark.tables import for_csv, format_similar
+    from movierec_spark.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_spark
 
     settings = RecommendSettings.from_config(cfg["recommend"])
     output = cfg.get("similar", {}).get("output")
@@ -60,16 +60,14 @@ def run(spark, cfg: Config) -> int:
     recommender = CustomRecommender.load(
         spark, check_model_dir(cfg["recommend"].get("model")), settings, data_cfg=cfg.get("data")
     )
-    movie, table = recommender.similar(cfg["similar"]["movie"])
-    table = table.cache()
-    frame = table.toPandas()
+    movie, frame = recommender.similar(cfg["similar"]["movie"], recommender.collect_movie_table())
     if frame.empty:
         raise MovieRecError(
             f"{movie.label} (id {movie.movie_id}) has no item factors in this model (no training ratings), "
             "or no other movie has --min-ratings ratings; try another movie or a lower --min-ratings"
         )
     if output:
-        with io.staged_table(output, "similar", table, for_csv(frame)):
+        with io.staged_table(output, "similar", to_spark(spark, frame, SIMILAR_SCHEMA), for_csv(frame)):
             pass  # the table is all there is to publish
     cli.print_result(format_similar(frame, f"{movie.label} (id {movie.movie_id})"), output)
     return cli.EXIT_OK

@@ -616,7 +616,7 @@ def read_custom_users(cfg: Config, catalog, scale):
 
 
 def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale):
-    """Top-N tables of the custom users (movierec_spark.personal), and their first user id.
+    """Top-N table of the custom users (movierec_spark.personal; pandas), and their first user id.
 
     ``[recommend] method``: ``foldin`` solves each custom user against the
     fitted model's fixed movies; ``retrain`` refits the model on the
@@ -628,16 +628,19 @@ def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_rating
     settings = RecommendSettings.from_config(_section(cfg, "recommend"))
     recommender = CustomRecommender(spark, model, catalog, settings, _index=index)
     first_id = recommender.next_user_id()
-    custom_df = recommender.custom_frame(custom_ratings, first_id).cache()
+    rated = recommender.ratings_frame(custom_ratings, first_id)
     if settings.method == METHOD_RETRAIN:
         if model.als is not None:
             refit = lambda everything: fit.fit_biased_als(everything, scale, als_params(cfg), bias_params(cfg))  # noqa: E731
         else:
             refit = lambda everything: fit.fit_bias_model(everything, scale, bias_params(cfg))  # noqa: E731
-        scorer = recommender.retrained(custom_df, refit, train)
-    else:
-        scorer = recommender.fold_in(custom_df)
-    return recommender.top_n(custom_df, scorer=scorer), first_id
+        custom_df = recommender.custom_frame(custom_ratings, first_id).cache()
+        retrained = recommender.retrained(custom_df, refit, train)
+        movies = recommender.collect_movie_table(retrained)
+        users = recommender.collect_user_terms(retrained, custom_df)
+        return recommender.top_n(rated, users, movies, model=retrained), first_id
+    movies = recommender.collect_movie_table()
+    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), first_id
 
 
 def model_params(model) -> dict[str, Any]:
@@ -745,7 +748,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark import io
     from movierec_spark.catalog import build_catalog
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import for_csv, format_top_n
+    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_spark
 
     started = time.perf_counter()
     timer = StageTimer()
@@ -809,8 +812,8 @@ def run(spark, cfg: Config) -> int:
                 recs, first_id = recommend_for_custom_users(
                     spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale
                 )
-                recs = recs.cache()
-                recs_table = recs.toPandas()
+                recs_table = recs
+                recs = to_spark(spark, recs_table, TOP_N_SCHEMA)
                 resolved = custom.resolved_table(custom_ratings, first_id)
         all_top = None
         if _section(cfg, "recommend").get("all_users", False):

@@ -221,11 +221,23 @@ def user_ids(ratings: Sequence[CustomRating], first_user_id: int) -> dict[str, i
     return ids
 
 
+def _rating_rows(ratings: Sequence[CustomRating], first_user_id: int) -> list[tuple]:
+    ids = user_ids(ratings, first_user_id)
+    return [(r.user, ids[r.user], r.movie_id, r.rating) for r in ratings]
+
+
 def custom_ratings_frame(spark: SparkSession, ratings: Sequence[CustomRating], first_user_id: int) -> DataFrame:
     """The checked ratings as ``user, user_id, movie_id, rating`` with fresh user ids."""
-    ids = user_ids(ratings, first_user_id)
-    rows = [(r.user, ids[r.user], r.movie_id, r.rating) for r in ratings]
-    return spark.createDataFrame(rows, CUSTOM_RATINGS)
+    return spark.createDataFrame(_rating_rows(ratings, first_user_id), CUSTOM_RATINGS)
+
+
+def ratings_table(ratings: Sequence[CustomRating], first_user_id: int):
+    """The rows of :func:`custom_ratings_frame` as pandas, with its types (``rating`` float32)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(_rating_rows(ratings, first_user_id), columns=list(CUSTOM_RATINGS.names))
+    return frame.astype({C.USER_ID: np.int32, C.MOVIE_ID: np.int32, C.RATING: np.float32})
 
 
 def resolved_table(ratings: Sequence[CustomRating], first_user_id: int):

@@ -18,13 +18,18 @@ from movierec_spark import columns as C
 FEATURES = "features"
 
 
-def item_factors(model) -> DataFrame:
-    """The model's ALS item factors keyed by ``movie_id``; a model without them is an error."""
+def require_factors(model) -> None:
+    """A MovieRecError unless ``model`` has ALS factors."""
     if getattr(model, "als", None) is None:
         raise MovieRecError(
             "this model has no ALS item factors (it is a bias baseline); "
             "train one with ./spark-submit.sh jobs/train_als.py"
         )
+
+
+def item_factors(model) -> DataFrame:
+    """The model's ALS item factors keyed by ``movie_id``; a model without them is an error."""
+    require_factors(model)
     return model.als.itemFactors.select(
         F.col("id").cast("int").alias(C.MOVIE_ID), F.col(FEATURES)
     )

@@ -43,8 +43,10 @@ factors for (nobody rated them in training) count towards ``b_u`` with
 ``b_i = 0`` and are left out of the factor solve; a refit would learn a bias
 and factors for such a movie instead.
 
-Each user is one group of ``applyInPandas`` with a ``rank x rank`` numpy
-solve, so thousands of new users fold in on a cluster in one pass.
+Each user is one ``rank x rank`` numpy solve (:func:`solve_user`): as one
+group of ``applyInPandas`` (:func:`fold_in`), so thousands of new users fold
+in on a cluster in one pass, or on the driver against the model's collected
+per-movie table (:func:`fold_in_local`), for a person's ratings file.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.factors import FEATURES, dot, item_factors
 from movierec_spark.model import ITEM_BIAS, KIND_IMPLICIT, USER_BIAS, RecommenderModel
+from movierec_spark.movie_table import MovieTable
 
 log = logging.getLogger(__name__)
 
@@ -202,22 +205,14 @@ def item_gram(model: RecommenderModel) -> np.ndarray:
     return RowMatrix(vectors).computeGramianMatrix().toArray()
 
 
-def fold_in(model: RecommenderModel, ratings: DataFrame, *, on_driver: bool = False) -> "FoldedInModel":
-    """Solve each new user's bias and factors against ``model``'s fixed movies.
+def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":
+    """Solve each new user's bias and factors against ``model``'s fixed movies, on the executors.
 
     ``ratings``: ``user_id, movie_id, rating`` of users the model has not
-    seen (their ids must not be the model's). Lazy by default: nothing runs
-    until the returned model's ``users`` or predictions are used, and then
-    each user is one ``applyInPandas`` group, so many users fold in on the
-    executors.
-
-    ``on_driver=True`` is for few users (a person's ratings file, already in
-    the driver's memory): the ratings joined with their movies' biases and
-    factors are collected now (one Spark job) and solved on the driver by the
-    same per-user function, and ``users`` is a small local table. It skips
-    the shuffle and the Python workers that the grouped path starts, seconds
-    on a small machine, and the folded users are never recomputed by later
-    actions.
+    seen (their ids must not be the model's). Lazy: nothing runs until the
+    returned model's ``users`` or predictions are used, and then each user
+    is one ``applyInPandas`` group, so many users fold in on a cluster. For
+    a few users on the driver, see :func:`fold_in_local`.
     """
     settings = FoldInSettings.of(model)
     rated = ratings.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double").alias(C.RATING))
@@ -228,22 +223,41 @@ def fold_in(model: RecommenderModel, ratings: DataFrame, *, on_driver: bool = Fa
     else:
         rated = rated.withColumn(_ITEM_FEATURES, F.lit(None).cast(T.ArrayType(T.FloatType())))
     gram = item_gram(model) if settings.implicit and model.als is not None else None
-    solve = _solver(settings, gram)
-    if on_driver:
-        users = _solve_on_driver(rated, solve)
-    else:
-        users = rated.groupBy(C.USER_ID).applyInPandas(solve, schema=FOLDED_USERS)
+    users = rated.groupBy(C.USER_ID).applyInPandas(_solver(settings, gram), schema=FOLDED_USERS)
     return FoldedInModel(base=model, users=users)
 
 
-def _solve_on_driver(rated: DataFrame, solve) -> DataFrame:
-    """``solve`` applied to each user's rows of ``rated``, collected; the result as a local table."""
-    frame = rated.toPandas()
-    rows = []
-    for _, group in frame.groupby(C.USER_ID, sort=True):
-        solved = solve(group).iloc[0]
-        rows.append((int(solved[C.USER_ID]), float(solved[USER_BIAS]), solved[FEATURES]))
-    return rated.sparkSession.createDataFrame(rows, FOLDED_USERS)
+def fold_in_local(model: RecommenderModel, movies: MovieTable, ratings: pd.DataFrame) -> pd.DataFrame:
+    """``user_id, user_bias, features`` of each user of ``ratings``, solved on the driver.
+
+    For few users (a person's ratings file, already in the driver's
+    memory): ``ratings`` (``user_id, movie_id, rating``) is pandas and the
+    movies' bias and factors come from ``movies``, the model's per-movie
+    table (:func:`movierec_spark.movie_table.collect_movie_table`), so an
+    explicit model's fold-in runs no Spark job (an implicit one sums its
+    item Gram matrix in Spark once). Each user is solved by the same
+    function as in :func:`fold_in`; one row per user, by user id.
+    """
+    settings = FoldInSettings.of(model)
+    gram = item_gram(model) if settings.implicit and model.als is not None else None
+    rows = movies.positions(ratings[C.MOVIE_ID])
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    rated = pd.DataFrame({
+        C.USER_ID: ratings[C.USER_ID].to_numpy(dtype=np.int64),
+        C.MOVIE_ID: ratings[C.MOVIE_ID].to_numpy(dtype=np.int64),
+        C.RATING: ratings[C.RATING].to_numpy(dtype=np.float64),
+        ITEM_BIAS: np.where(known, movies.item_bias[safe] if len(movies.ids) else 0.0, 0.0),
+        _ITEM_FEATURES: [
+            movies.factors[r] if k and movies.has_factors[r] else None for r, k in zip(safe, known)
+        ],
+    })
+    solve = _solver(settings, gram)
+    solved = [solve(group) for _, group in rated.groupby(C.USER_ID, sort=True)]
+    if not solved:
+        return pd.DataFrame({C.USER_ID: pd.Series(dtype=np.int32), USER_BIAS: pd.Series(dtype=np.float64),
+                             FEATURES: pd.Series(dtype=object)})
+    return pd.concat(solved, ignore_index=True)
 
 
 @dataclass

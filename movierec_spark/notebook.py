@@ -144,16 +144,16 @@ class RatingApp:
         if not self.ratings:
             raise MovieRecError("rate at least one movie first")
         checked = self.recommender.ratings_from_pairs(self.user, list(self.ratings.items()))
-        custom_df = self.recommender.custom_frame(checked)
-        table = self.recommender.top_n(custom_df, n=n).toPandas()
+        rated = self.recommender.ratings_frame(checked)
+        movies = self.recommender.collect_movie_table()  # collected once, then kept
+        table = self.recommender.top_n(rated, self.recommender.fold_in(rated, movies), movies, n=n)
         return readable_top_n(table)
 
     def similar(self, movie: str | int | None, n: int | None = None) -> pd.DataFrame:
         """The movies most like ``movie`` by the model's item factors."""
         if movie is None:
             raise MovieRecError("pick a movie from the matches first")
-        found, table = self.recommender.similar(movie, n)
-        frame = table.toPandas()
+        found, frame = self.recommender.similar(movie, self.recommender.collect_movie_table(), n)
         if frame.empty:
             raise MovieRecError(f"{found.label} has no item factors in this model; try another movie")
         return readable_similar(frame)

@@ -22,20 +22,26 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark import custom
-from movierec_spark.catalog import build_catalog
+from movierec_spark.catalog import CATALOG_COLUMNS, build_catalog
 from movierec_spark.config import load_config
 from movierec_spark.custom import CustomRating
-from movierec_spark.foldin import FoldedInModel, fold_in
+from movierec_spark.factors import FEATURES, require_factors
+from movierec_spark.foldin import fold_in_local
 from movierec_spark.io import read_catalog
-from movierec_spark.model import RecommenderModel
+from movierec_spark.model import USER_BIAS, RecommenderModel
+from movierec_spark.movie_table import MovieTable, collect_movie_table
 from movierec_spark.tables import similar_table, top_n_table
+from movierec_spark.taste import FEATURES as TASTE_FEATURES
+from movierec_spark.taste import content_features
 from movierec_spark.titles import Movie, TitleIndex
+from movierec_spark.topn_all import user_frame
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +111,7 @@ class CustomRecommender:
     catalog: DataFrame  # movie_id, title, year, genres, num_ratings
     settings: RecommendSettings = field(default_factory=RecommendSettings)
     _index: TitleIndex | None = field(default=None, repr=False)
+    _movies: MovieTable | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings | None = None,
@@ -176,33 +183,60 @@ class CustomRecommender:
         return (self.model.max_user_id() or 0) + 1
 
     def custom_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> DataFrame:
-        """``user, user_id, movie_id, rating`` with ids no training user has."""
+        """``user, user_id, movie_id, rating`` with ids no training user has (a Spark DataFrame)."""
         first = self.next_user_id() if first_user_id is None else first_user_id
         return custom.custom_ratings_frame(self.spark, ratings, first)
 
+    def ratings_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> pd.DataFrame:
+        """The same rows as :meth:`custom_frame`, as pandas (no Spark)."""
+        first = self.next_user_id() if first_user_id is None else first_user_id
+        return custom.ratings_table(ratings, first)
+
     # --- recommendations ---
 
-    def fold_in(self, custom_df: DataFrame) -> FoldedInModel:
-        """Folds the custom users into the model (no retraining); see :mod:`movierec_spark.foldin`.
+    def collect_movie_table(self, model: RecommenderModel | None = None) -> MovieTable:
+        """The catalog with taste features, item bias and factors of ``model``, collected (one Spark action).
 
-        Solved on the driver, now: custom users are a person's ratings (or a
-        file of a few people's), already in the driver's memory as Python
-        objects, so collecting them with their movies' terms costs nothing
-        the driver does not already hold.
+        ``model`` defaults to this recommender's; its table is collected once
+        and kept. Fold-in, top-N and similar movies all run on it.
         """
-        return fold_in(self.model, custom_df, on_driver=True)
+        if model is not None and model is not self.model:
+            return collect_movie_table(model, self._movies_with_features())
+        if self._movies is None:
+            self._movies = collect_movie_table(self.model, self._movies_with_features())
+        return self._movies
 
-    def top_n(self, custom_df: DataFrame, scorer=None, n: int | None = None,
-              min_ratings: int | None = None, content_weight: float | None = None) -> DataFrame:
-        """The top-N table of the custom users (scored by fold-in unless ``scorer`` is given).
+    def _movies_with_features(self) -> DataFrame:
+        return self.catalog.select(*CATALOG_COLUMNS, content_features().alias(TASTE_FEATURES))
 
-        ``n``, ``min_ratings`` and ``content_weight`` default to the settings.
+    def fold_in(self, ratings: pd.DataFrame, movies: MovieTable) -> pd.DataFrame:
+        """The custom users' ``user_id, user_bias, features``, folded into the model on the driver.
+
+        ``ratings`` from :meth:`ratings_frame`, ``movies`` from
+        :meth:`collect_movie_table`; see :func:`movierec_spark.foldin.fold_in_local`.
         """
-        scorer = self.fold_in(custom_df) if scorer is None else scorer
+        return fold_in_local(self.model, movies, ratings)
+
+    def collect_user_terms(self, model: RecommenderModel, custom_df: DataFrame) -> pd.DataFrame:
+        """``user_id, user_bias, features`` of the custom users in ``model`` (a refit with them), collected."""
+        users = user_frame(model, custom_df.select(C.USER_ID), custom_df.select(C.USER_ID, C.MOVIE_ID))
+        return users.select(C.USER_ID, USER_BIAS, FEATURES).toPandas()
+
+    def top_n(self, ratings: pd.DataFrame, users: pd.DataFrame, movies: MovieTable, n: int | None = None,
+              min_ratings: int | None = None, content_weight: float | None = None,
+              model: RecommenderModel | None = None) -> pd.DataFrame:
+        """The top-N table of the custom users (:func:`movierec_spark.tables.top_n_table`), on the driver.
+
+        ``users`` from :meth:`fold_in` (or :meth:`collect_user_terms` for a
+        refit ``model``), ``movies`` from :meth:`collect_movie_table` of the
+        same model. ``n``, ``min_ratings`` and ``content_weight`` default to
+        the settings.
+        """
         return top_n_table(
-            scorer,
-            custom_df,
-            self.catalog,
+            model or self.model,
+            movies,
+            ratings,
+            users,
             n or self.settings.top_n,
             self.settings.min_ratings if min_ratings is None else min_ratings,
             self.settings.liked_rating,
@@ -225,14 +259,17 @@ class CustomRecommender:
         )
         return refit(combined)
 
-    def similar(self, movie: str | int, n: int | None = None, min_ratings: int | None = None) -> tuple[Movie, DataFrame]:
-        """``(the movie, its most similar movies)`` by cosine of item factors."""
+    def similar(self, movie: str | int, movies: MovieTable, n: int | None = None,
+                min_ratings: int | None = None) -> tuple[Movie, pd.DataFrame]:
+        """``(the movie, its most similar movies)`` by cosine of item factors.
+
+        ``movies`` from :meth:`collect_movie_table`; a model without factors is a MovieRecError.
+        """
         found = self.find_movie(movie)
-        queries = self.spark.createDataFrame([(found.movie_id,)], f"{C.MOVIE_ID} int")
+        require_factors(self.model)
         table = similar_table(
-            self.model,
-            queries,
-            self.catalog,
+            movies,
+            found.movie_id,
             n or self.settings.similar_n,
             self.settings.min_ratings if min_ratings is None else min_ratings,
         )

@@ -20,90 +20,69 @@ predicted rating shown is the model's, untouched; ``content_weight = 0``
 ranks by it alone. A classic content-based + collaborative hybrid for users
 with few ratings.
 
-Inputs: the catalog (``movie_id``, ``year``, ``genres``), liked movies
-(``user_id``, ``movie_id``). Output of :func:`taste_profiles`::
-
-    user_id int, _profile map<string, double>, _profile_norm double
-
-:class:`ContentBoost` wraps a scorer (anything with ``predict(pairs,
-score_col=None)``) and adds the boost to its ranking score only.
+Inputs: the catalog (``movie_id``, ``year``, ``genres``) for
+:func:`movie_features` (a Spark column per movie, collected with the rest of
+the per-movie table, :mod:`movierec_spark.movie_table`); then, on that
+table, :func:`taste_match` takes each movie's feature list and each user's
+liked movies (rows of the table) and returns the users x movies matrix of
+``match`` values. Its callers (:func:`movierec_spark.tables.top_n_table`)
+add ``content_weight * match`` to the ranking score only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from movierec_spark import columns as C
 
 FEATURES = "_content_features"
-PROFILE = "_profile"
-PROFILE_NORM = "_profile_norm"
 MATCH = "match"
-_FEATURE = "_feature"
+
+
+def content_features() -> Column:
+    """A movie's genres plus ``"decade 1950"`` (no decade without a year), from ``genres`` and ``year``."""
+    genres = F.coalesce(F.col(C.GENRES), F.array().cast("array<string>"))
+    decade = F.concat(F.lit("decade "), (F.floor(F.col(C.YEAR) / 10) * 10).cast("int").cast("string"))
+    return F.when(F.col(C.YEAR).isNull(), genres).otherwise(F.array_union(genres, F.array(decade)))
 
 
 def movie_features(catalog: DataFrame) -> DataFrame:
-    """``movie_id, _content_features``: genres plus ``"decade 1950"`` (no decade without a year)."""
-    genres = F.coalesce(F.col(C.GENRES), F.array().cast("array<string>"))
-    decade = F.concat(F.lit("decade "), (F.floor(F.col(C.YEAR) / 10) * 10).cast("int").cast("string"))
-    features = F.when(F.col(C.YEAR).isNull(), genres).otherwise(F.array_union(genres, F.array(decade)))
-    return catalog.select(C.MOVIE_ID, features.alias(FEATURES))
+    """``movie_id, _content_features`` (:func:`content_features`)."""
+    return catalog.select(C.MOVIE_ID, content_features().alias(FEATURES))
 
 
-def taste_profiles(liked: DataFrame, features: DataFrame) -> DataFrame:
-    """Each user's share of liked movies per feature, as a map, and its Euclidean norm."""
-    per_movie = liked.select(C.USER_ID, C.MOVIE_ID).distinct().join(features, on=C.MOVIE_ID, how="inner")
-    counts = per_movie.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("_liked"))
-    shares = (
-        per_movie.select(C.USER_ID, F.explode(FEATURES).alias(_FEATURE))
-        .groupBy(C.USER_ID, _FEATURE)
-        .agg(F.count(F.lit(1)).alias("_n"))
-        .join(counts, on=C.USER_ID, how="inner")
-        .select(C.USER_ID, _FEATURE, (F.col("_n") / F.col("_liked")).alias("_share"))
-    )
-    return shares.groupBy(C.USER_ID).agg(
-        F.map_from_entries(F.collect_list(F.struct(_FEATURE, "_share"))).alias(PROFILE),
-        F.sqrt(F.sum(F.col("_share") * F.col("_share"))).alias(PROFILE_NORM),
-    )
+def taste_match(features: Sequence, liked: Sequence[np.ndarray], columns: np.ndarray | None = None) -> np.ndarray:
+    """``match`` of each user (row) with each movie (column): a users x movies matrix.
 
-
-def match(profile: str = PROFILE, norm: str = PROFILE_NORM, features: str = FEATURES) -> Column:
-    """Cosine of a movie's 0/1 feature vector and a profile; 0 when either is empty or missing."""
-    weights = F.transform(F.col(features), lambda f: F.coalesce(F.try_element_at(F.col(profile), f), F.lit(0.0)))
-    total = F.aggregate(weights, F.lit(0.0).cast("double"), lambda acc, x: acc + x)
-    denominator = F.col(norm) * F.sqrt(F.size(F.col(features)).cast("double"))
-    return F.coalesce(F.when(denominator > 0, total / denominator), F.lit(0.0))
-
-
-def with_match(pairs: DataFrame, profiles: DataFrame, features: DataFrame) -> DataFrame:
-    """``pairs`` (user_id, movie_id, ...) plus ``match``."""
-    return (
-        pairs.join(F.broadcast(profiles), on=C.USER_ID, how="left")
-        .join(features, on=C.MOVIE_ID, how="left")
-        .withColumn(MATCH, match())
-        .drop(PROFILE, PROFILE_NORM, FEATURES)
-    )
-
-
-@dataclass
-class ContentBoost:
-    """A scorer whose ranking score gains ``weight * match``; its predictions are untouched."""
-
-    scorer: object
-    profiles: DataFrame
-    features: DataFrame
-    weight: float
-
-    @property
-    def als(self):
-        return getattr(self.scorer, "als", None)
-
-    def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
-        scored = self.scorer.predict(pairs, score_col=score_col)
-        if score_col is None or self.weight == 0:
-            return scored
-        boosted = with_match(scored, self.profiles, self.features)
-        return boosted.withColumn(score_col, F.col(score_col) + F.lit(float(self.weight)) * F.col(MATCH)).drop(MATCH)
+    ``features``: each movie's feature list (None: none); ``liked``: per
+    user, the rows of ``features`` of the movies they liked (a repeat counts
+    once); ``columns``: the rows to score (default: all). A user's profile
+    is, per feature, the share of their liked movies having it; ``match``
+    is the cosine of a movie's feature counts and that profile, 0 when
+    either is empty.
+    """
+    vocabulary: dict[str, int] = {}
+    for listed in features:
+        for feature in listed if listed is not None else ():
+            vocabulary.setdefault(feature, len(vocabulary))
+    counts = np.zeros((len(features), len(vocabulary)), dtype=np.float64)
+    for row, listed in enumerate(features):
+        for feature in listed if listed is not None else ():
+            counts[row, vocabulary[feature]] += 1.0
+    profiles = np.zeros((len(liked), len(vocabulary)), dtype=np.float64)
+    for user, rows in enumerate(liked):
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(rows):
+            profiles[user] = counts[rows].sum(axis=0) / len(rows)
+    norms = np.sqrt((profiles * profiles).sum(axis=1))
+    if columns is not None:
+        counts = counts[columns]
+    sizes = np.sqrt(counts.sum(axis=1))
+    denominator = norms[:, None] * sizes[None, :]
+    totals = profiles @ counts.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, totals / denominator, 0.0)

@@ -28,6 +28,11 @@ movies and an exact top-k per row that sorts only the entries above a bound
 movies it lacks. Memory per task: one
 ``block_size`` x movies matrix of doubles (256 x 59k: 120 MB).
 
+:func:`rank_block` is the one ranking of users against candidate movies:
+this module's ``mapInPandas`` runs it on the executors for every user, and
+:func:`movierec_spark.tables.top_n_table` on the driver for a few custom
+users (with the taste-match boost).
+
 The pandas function is a vectorised batch function, not a per-row UDF:
 Spark has no built-in column function for a top-k over a matrix product.
 """
@@ -42,7 +47,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from movierec_spark import columns as C
-from movierec_spark.model import ITEM_BIAS, USER_BIAS, RecommenderModel
+from movierec_spark.factors import FEATURES
+from movierec_spark.model import USER_BIAS, RecommenderModel
+from movierec_spark.movie_table import MovieTable, collect_movie_table
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +64,20 @@ OUTPUT_SCHEMA = T.StructType(
     ]
 )
 
-_FACTORS = "_factors"
 _SEEN = "_seen"
 
 
 def _with_factors(frame: DataFrame, factors: DataFrame | None, key: str) -> DataFrame:
-    """``frame`` plus ``_factors``: ALS factors (``id, features``) joined on ``key``; null without ALS."""
+    """``frame`` plus ``features``: ALS factors (``id, features``) joined on ``key``; null without ALS."""
     if factors is None:
-        return frame.withColumn(_FACTORS, F.lit(None).cast(T.ArrayType(T.FloatType())))
+        return frame.withColumn(FEATURES, F.lit(None).cast(T.ArrayType(T.FloatType())))
     return frame.join(
-        factors.select(F.col("id").alias(key), F.col("features").alias(_FACTORS)), on=key, how="left"
+        factors.select(F.col("id").alias(key), F.col("features").alias(FEATURES)), on=key, how="left"
     )
 
 
-def _user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> DataFrame:
-    """``user_id, user_bias, _factors (array or null), _seen (array of movie_id)`` per user."""
+def user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> DataFrame:
+    """``user_id, user_bias, features (array or null), _seen (array of movie_id)`` per user (lazy)."""
     seen_lists = seen.groupBy(C.USER_ID).agg(F.collect_list(F.col(C.MOVIE_ID)).alias(_SEEN))
     out = (
         users.select(C.USER_ID)
@@ -83,31 +89,15 @@ def _user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> D
     return out.select(
         F.col(C.USER_ID).cast("int"),
         F.coalesce(F.col(USER_BIAS).cast("double"), F.lit(0.0)).alias(USER_BIAS),
-        F.col(_FACTORS),
+        F.col(FEATURES),
         F.coalesce(F.col(_SEEN), F.array().cast(T.ArrayType(T.IntegerType()))).alias(_SEEN),
     )
 
 
-def _item_matrix(model: RecommenderModel, candidates: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(movie ids ascending, augmented factors [q_i, b_i])`` of the candidates, on the driver.
-
-    A driver round trip by design: the matrix is what every task multiplies by.
-    """
-    items = (
-        candidates.select(F.col(C.MOVIE_ID).cast("int"))
-        .distinct()
-        .join(model.item_bias.select(C.MOVIE_ID, ITEM_BIAS), on=C.MOVIE_ID, how="left")
-    )
-    items = _with_factors(items, model.als.itemFactors if model.als is not None else None, C.MOVIE_ID)
-    table = items.orderBy(C.MOVIE_ID).toPandas()
-    rank = model.als.rank if model.als is not None else 0
-    ids = table[C.MOVIE_ID].to_numpy(dtype=np.int64)
-    matrix = np.zeros((len(ids), rank + 1), dtype=np.float64)
-    for row, vector in enumerate(table[_FACTORS]):
-        if vector is not None:  # a movie without factors scores its bias alone
-            matrix[row, :rank] = vector
-    matrix[:, rank] = table[ITEM_BIAS].fillna(0.0).to_numpy(dtype=np.float64)
-    return ids, matrix
+def candidate_matrix(movies: MovieTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(movie ids ascending, augmented factors [q_i, b_i] transposed: (rank + 1) x movies)``."""
+    matrix = np.concatenate([movies.factors, movies.item_bias[:, None]], axis=1)
+    return movies.ids, np.ascontiguousarray(matrix.T)
 
 
 def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,7 +145,7 @@ def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray
 def _seen_positions(seen_lists, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(row, column)`` of every seen movie that is a candidate (others are ignored)."""
     lengths = np.fromiter((0 if s is None else len(s) for s in seen_lists), dtype=np.int64, count=len(seen_lists))
-    if lengths.sum() == 0:
+    if lengths.sum() == 0 or len(item_ids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     movies = np.concatenate([np.asarray(s, dtype=np.int64) for s in seen_lists if s is not None and len(s)])
@@ -165,28 +155,47 @@ def _seen_positions(seen_lists, item_ids: np.ndarray) -> tuple[np.ndarray, np.nd
     return rows[hit], pos[hit]
 
 
-def _score_blocks(item_ids: np.ndarray, item_matrix: np.ndarray, global_mean: float, clip, n: int, block_size: int):
+def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, item_t: np.ndarray, n: int,
+               global_mean: float, clip, boost: np.ndarray | None = None):
+    """Each user's ``n`` best unseen candidates: ``(row, column, rank, prediction)`` arrays.
+
+    One row per user: ``user_bias``, ``user_factors`` (a vector, or None for
+    a user without factors: ranked by movie bias) and ``seen`` (movie ids
+    never to recommend); one column per candidate (:func:`candidate_matrix`).
+    The ranking score is ``[p_u, 1] . [q_i, b_i]`` (the constant
+    ``mean + b_u`` left out) plus ``boost`` (users x candidates, e.g. the
+    taste match, :mod:`movierec_spark.taste`) when given; ties go to the
+    smaller movie id. ``prediction`` is ``mean + b_u + b_i + p_u . q_i``,
+    clipped to ``clip`` (``(low, high)`` or None).
+    """
+    rank = item_t.shape[0] - 1
+    user_aug = np.zeros((len(user_bias), rank + 1), dtype=np.float64)
+    user_aug[:, rank] = 1.0  # picks up the movie bias
+    if rank:
+        for row, vector in enumerate(user_factors):
+            if vector is not None:  # a user without factors ranks by movie bias
+                user_aug[row, :rank] = vector
+    scores = user_aug @ item_t
+    ranking = scores if boost is None else scores + boost
+    seen_rows, seen_cols = _seen_positions(list(seen), item_ids)
+    ranking[seen_rows, seen_cols] = -np.inf
+    rows, cols, ranks = top_k_rows(ranking, n)
+    prediction = global_mean + np.asarray(user_bias, dtype=np.float64)[rows] + scores[rows, cols]
+    if clip is not None:
+        prediction = np.clip(prediction, clip[0], clip[1])
+    return rows, cols, ranks, prediction
+
+
+def _score_blocks(item_ids: np.ndarray, item_t: np.ndarray, global_mean: float, clip, n: int, block_size: int):
     """The ``mapInPandas`` function: top-N rows for each block of users."""
     import pandas as pd
 
-    rank = item_matrix.shape[1] - 1
-    item_t = np.ascontiguousarray(item_matrix.T)
-
     def block_top_n(frame: "pd.DataFrame") -> "pd.DataFrame":
         users = frame[C.USER_ID].to_numpy(dtype=np.int64)
-        user_aug = np.zeros((len(frame), rank + 1), dtype=np.float64)
-        user_aug[:, rank] = 1.0  # picks up the movie bias
-        if rank:
-            for row, vector in enumerate(frame[_FACTORS]):
-                if vector is not None:  # a user without factors ranks by movie bias
-                    user_aug[row, :rank] = vector
-        scores = user_aug @ item_t
-        seen_rows, seen_cols = _seen_positions(list(frame[_SEEN]), item_ids)
-        scores[seen_rows, seen_cols] = -np.inf
-        rows, cols, ranks = top_k_rows(scores, n)
-        prediction = global_mean + frame[USER_BIAS].to_numpy(dtype=np.float64)[rows] + scores[rows, cols]
-        if clip is not None:
-            prediction = np.clip(prediction, clip[0], clip[1])
+        rows, cols, ranks, prediction = rank_block(
+            frame[USER_BIAS].to_numpy(dtype=np.float64), frame[FEATURES], frame[_SEEN],
+            item_ids, item_t, n, global_mean, clip,
+        )
         return pd.DataFrame(
             {
                 C.USER_ID: users[rows].astype(np.int32),
@@ -234,8 +243,9 @@ def top_n_all_users(
         candidates = model.item_bias.select(C.MOVIE_ID)
         if model.als is not None:
             candidates = candidates.unionByName(model.als.itemFactors.select(F.col("id").alias(C.MOVIE_ID)))
-    item_ids, item_matrix = _item_matrix(model, candidates)
+    movies = collect_movie_table(model, candidates.select(F.col(C.MOVIE_ID).cast("int")).distinct())
+    item_ids, item_t = candidate_matrix(movies)
     log.info("top-%d for every user over %d candidate movies, %d users per block", n, len(item_ids), block_size)
     clip = (float(model.scale.low), float(model.scale.high)) if model.clips else None
-    scorer = _score_blocks(item_ids, item_matrix, float(model.global_mean), clip, n, block_size)
-    return _user_frame(model, users, seen).mapInPandas(scorer, OUTPUT_SCHEMA)
+    scorer = _score_blocks(item_ids, item_t, float(model.global_mean), clip, n, block_size)
+    return user_frame(model, users, seen).mapInPandas(scorer, OUTPUT_SCHEMA)

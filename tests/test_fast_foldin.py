@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pandas as pd
 from pyspark.testing import assertDataFrameEqual
 
-from movierec_spark.foldin import fold_in
+from movierec_spark.foldin import FOLDED_USERS, fold_in, fold_in_local
 from movierec_spark.model import KIND_EXPLICIT, RecommenderModel
+from movierec_spark.movie_table import collect_movie_table
 from movierec_spark.personal import CustomRecommender
 from movierec_spark.releases import WHOLE_STARS
 from tests.tiny_models import tiny_catalog, tiny_model
@@ -56,20 +58,20 @@ def test_a_model_saved_without_the_key_computes_it(spark, tmp_path):
 
 
 def test_driver_fold_in_solves_like_the_grouped_spark_path(spark):
-    ratings = spark.createDataFrame(
-        [(100, 10, 5.0), (100, 20, 2.0), (100, 50, 4.0), (101, 30, 4.0), (102, 50, 1.0)],
-        "user_id int, movie_id int, rating float",
-    )
+    rows = [(100, 10, 5.0), (100, 20, 2.0), (100, 50, 4.0), (101, 30, 4.0), (102, 50, 1.0)]
+    ratings = spark.createDataFrame(rows, "user_id int, movie_id int, rating float")
     model = tiny_model(spark)
-    on_driver = fold_in(model, ratings, on_driver=True).users
+    movies = collect_movie_table(model, tiny_catalog(spark))
+    local = fold_in_local(model, movies, pd.DataFrame(rows, columns=["user_id", "movie_id", "rating"]))
     grouped = fold_in(model, ratings).users
-    assert on_driver.schema == grouped.schema
-    assertDataFrameEqual(on_driver, grouped, rtol=1e-9)
-    assert on_driver.count() == 3  # one row per user, user 102 (no factors) included
+    assert list(local.columns) == grouped.columns
+    assertDataFrameEqual(spark.createDataFrame(local, FOLDED_USERS), grouped, rtol=1e-9)
+    assert len(local) == 3 and local.features[2] is None  # one row per user, user 102 (no factors) included
 
 
 def test_driver_fold_in_of_no_ratings_is_an_empty_table(spark):
-    empty = spark.createDataFrame([], "user_id int, movie_id int, rating float")
-    assert fold_in(tiny_model(spark), empty, on_driver=True).users.count() == 0
-
-
+    model = tiny_model(spark)
+    movies = collect_movie_table(model, tiny_catalog(spark))
+    empty = pd.DataFrame({"user_id": [], "movie_id": [], "rating": []})
+    assert list(fold_in_local(model, movies, empty).columns) == FOLDED_USERS.names
+    assert fold_in_local(model, movies, empty).empty

@@ -16,6 +16,7 @@ from movierec_spark import columns as C
 from movierec_spark.catalog import build_catalog
 from movierec_spark.config import load_config
 from movierec_spark.fit import AlsParams, BiasParams, fit_biased_als
+from movierec_spark.foldin import fold_in
 from movierec_spark.load import load_data
 from movierec_spark.personal import CustomRecommender, RecommendSettings
 from movierec_spark.tables import format_top_n
@@ -62,12 +63,13 @@ def world(spark, movielens_dir):
     recommender = CustomRecommender(spark, model, catalog.cache(), RecommendSettings(top_n=N))
     checked = [r for user, pairs in PERSONAS.items() for r in recommender.ratings_from_pairs(user, pairs)]
     custom_df = recommender.custom_frame(checked).cache()
-    folded = recommender.fold_in(custom_df)
-    folded.users.cache()
-    table = recommender.top_n(custom_df, scorer=folded).toPandas()
+    rated = recommender.ratings_frame(checked)
+    movies = recommender.collect_movie_table()
+    users = recommender.fold_in(rated, movies)
+    table = recommender.top_n(rated, users, movies)
     return {
-        "recommender": recommender, "ratings": ratings, "custom": custom_df, "folded": folded,
-        "table": table, "checked": checked, "als": als, "bias": bias, "scale": data.scale,
+        "recommender": recommender, "ratings": ratings, "custom": custom_df, "rated": rated, "movies": movies,
+        "users": users, "table": table, "checked": checked, "als": als, "bias": bias, "scale": data.scale,
     }
 
 
@@ -107,8 +109,8 @@ def test_top_10s_are_mostly_the_persona_genre_or_era(world):
 
 def test_predicted_rating_alone_would_miss_the_genre(world):
     """Why [recommend] content_weight exists: without it the lists are everybody's favourites."""
-    recommender, custom_df = world["recommender"], world["custom"]
-    plain = recommender.top_n(custom_df, scorer=world["folded"], content_weight=0.0).toPandas()
+    recommender = world["recommender"]
+    plain = recommender.top_n(world["rated"], world["users"], world["movies"], content_weight=0.0)
     shares, boosted = _shares(plain), _shares(world["table"])
     print(f"\nshares ranked by predicted rating alone: {shares}")
     assert sum(shares.values()) < sum(boosted.values())
@@ -132,12 +134,16 @@ def test_fold_in_agrees_with_retraining(spark, world):
     )
     candidates = world["recommender"].catalog.filter(F.col(C.NUM_RATINGS) >= MIN_RATINGS).select(C.MOVIE_ID)
     pairs = custom_df.select(C.USER_ID).distinct().crossJoin(candidates)
-    folded = world["folded"].predict(pairs).withColumnRenamed(C.PREDICTION, "folded")
+    # The executors' fold-in (the same per-user solve as the driver's) scores the pairs in Spark.
+    folded = fold_in(recommender.model, custom_df).predict(pairs).withColumnRenamed(C.PREDICTION, "folded")
     exact = retrained.predict(pairs).withColumnRenamed(C.PREDICTION, "exact")
     both = folded.join(exact, on=[C.USER_ID, C.MOVIE_ID], how="inner").toPandas()
     difference = both["folded"] - both["exact"]
     rmse = float(np.sqrt(np.mean(difference**2)))
-    retrained_table = recommender.top_n(custom_df, scorer=retrained).toPandas()
+    retrained_table = recommender.top_n(
+        world["rated"], recommender.collect_user_terms(retrained, custom_df),
+        recommender.collect_movie_table(retrained), model=retrained,
+    )
     overlaps = []
     for user in PERSONAS:
         a = set(world["table"][world["table"][C.USER] == user][C.MOVIE_ID])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from movierec_spark import columns as C
-from movierec_spark.recommend import top_n_unseen
-from movierec_spark.taste import ContentBoost, movie_features, taste_profiles, with_match
+from movierec_spark.taste import movie_features, taste_match
+from movierec_spark.topn_all import rank_block
 
 
 @pytest.fixture(scope="module")
@@ -26,55 +27,41 @@ def catalog(spark):
     )
 
 
-class FixedScores:
-    """A scorer with a given score per movie (the prediction is the score clipped to 5)."""
-
-    als = None
-
-    def __init__(self, spark, scores):
-        self.scores = spark.createDataFrame(list(scores.items()), "movie_id int, _s double")
-
-    def predict(self, pairs, score_col=None):
-        from pyspark.sql import functions as F
-
-        out = pairs.join(self.scores, on=C.MOVIE_ID, how="left")
-        out = out.withColumn(C.PREDICTION, F.least(F.col("_s"), F.lit(5.0)))
-        if score_col:
-            out = out.withColumn(score_col, F.col("_s"))
-        return out.drop("_s")
+@pytest.fixture(scope="module")
+def features(catalog):
+    """Each movie's feature list, by movie id (rows 0-5 are movies 1-6)."""
+    return [list(r[1]) for r in movie_features(catalog).orderBy(C.MOVIE_ID).collect()]
 
 
-def test_features_profiles_and_match(spark, catalog):
-    features = {r.movie_id: set(r[1]) for r in movie_features(catalog).collect()}
-    assert features[2] == {"Horror", "Comedy", "decade 1980"} and features[5] == set()
-    liked = spark.createDataFrame([(7, 1), (7, 2), (7, 2)], "user_id int, movie_id int")  # a repeat counts once
-    profile = taste_profiles(liked, movie_features(catalog)).first()
-    assert profile[C.USER_ID] == 7
-    assert profile["_profile"] == {"Horror": 1.0, "Comedy": 0.5, "decade 1980": 1.0}
-    assert profile["_profile_norm"] == pytest.approx(1.5)
-    pairs = spark.createDataFrame([(7, m) for m in (3, 4, 5, 6)] + [(8, 3)], "user_id int, movie_id int")
-    got = {(r.user_id, r.movie_id): r.match for r in with_match(pairs, taste_profiles(liked, movie_features(catalog)),
-                                                                   movie_features(catalog)).collect()}
-    assert got[(7, 3)] == pytest.approx((1.0 + 1.0) / (1.5 * math.sqrt(2)))
-    assert got[(7, 6)] == pytest.approx((0.5 + 1.0) / (1.5 * math.sqrt(2)))
-    assert got[(7, 4)] == 0.0 and got[(7, 5)] == 0.0  # nothing shared; no features at all
-    assert got[(8, 3)] == 0.0  # a user who liked nothing
+def test_features_profiles_and_match(features):
+    assert set(features[1]) == {"Horror", "Comedy", "decade 1980"} and features[4] == []
+    # User 0 liked movies 1 and 2 (a repeat counts once): profile Horror 1, Comedy 0.5, decade 1980 1,
+    # norm 1.5. User 1 liked nothing.
+    liked = [np.array([0, 1, 1]), np.array([], dtype=int)]
+    got = taste_match(features, liked, np.array([2, 3, 4, 5]))
+    assert got.shape == (2, 4)
+    assert got[0, 0] == pytest.approx((1.0 + 1.0) / (1.5 * math.sqrt(2)))  # movie 3: Horror, decade 1980
+    assert got[0, 3] == pytest.approx((0.5 + 1.0) / (1.5 * math.sqrt(2)))  # movie 6: Comedy, decade 1980
+    assert got[0, 1] == 0.0 and got[0, 2] == 0.0  # nothing shared; no features at all
+    assert (got[1] == 0.0).all()  # a user who liked nothing
+    assert taste_match(features, liked).shape == (2, 6)  # every movie by default
 
 
-def test_boost_reorders_the_ranking_but_not_the_predictions(spark, catalog):
-    liked = spark.createDataFrame([(7, 1), (7, 2)], "user_id int, movie_id int")
-    features = movie_features(catalog)
-    profiles = taste_profiles(liked, features)
-    scorer = FixedScores(spark, {3: 3.5, 4: 4.4, 5: 4.0, 6: 3.0})
-    users = spark.createDataFrame([(7,)], "user_id int")
-    candidates = catalog.select(C.MOVIE_ID)
-    seen = liked
-    plain = top_n_unseen(scorer, users, candidates, seen, 4).orderBy(C.RANK).collect()
-    assert [r.movie_id for r in plain] == [4, 5, 3, 6]
-    boosted = top_n_unseen(ContentBoost(scorer, profiles, features, 1.0), users, candidates, seen, 4)
-    rows = boosted.orderBy(C.RANK).collect()
+def test_boost_reorders_the_ranking_but_not_the_predictions(features):
+    # Movies 3-6 with fixed scores (their bias; no factors, mean 0), the user liked 1 and 2 (seen).
+    scores = np.array([[3.5, 4.4, 4.0, 3.0]])
+    ids = np.array([3, 4, 5, 6])
+    match = taste_match(features, [np.array([0, 1])], np.array([2, 3, 4, 5]))
+
+    def ranked(boost):
+        rows, cols, ranks, prediction = rank_block(np.zeros(1), [None], [[1, 2]], ids, scores, 4, 0.0, (0.5, 5.0),
+                                                   boost=boost)
+        return list(ids[cols]), dict(zip(ids[cols].tolist(), prediction.tolist()))
+
+    plain, predictions = ranked(None)
+    assert plain == [4, 5, 3, 6]
     # 3: 3.5 + 0.943 = 4.44 > 4: 4.4 + 0 > 6: 3.0 + 0.707 = 3.71 < 5: 4.0
-    assert [r.movie_id for r in rows] == [3, 4, 5, 6]
-    assert {r.movie_id: r.prediction for r in rows} == {3: 3.5, 4: 4.4, 5: 4.0, 6: 3.0}
-    none = top_n_unseen(ContentBoost(scorer, profiles, features, 0.0), users, candidates, seen, 4)
-    assert [r.movie_id for r in none.orderBy(C.RANK).collect()] == [4, 5, 3, 6]
+    boosted, boosted_predictions = ranked(1.0 * match)
+    assert boosted == [3, 4, 5, 6]
+    assert boosted_predictions == predictions == {3: 3.5, 4: 4.4, 5: 4.0, 6: 3.0}
+    assert ranked(0.0 * match)[0] == plain

@@ -84,14 +84,14 @@ def run(spark, cfg: Config) -> int:
     timer = StageTimer()
     with timer.stage("load model"):
         recommender = CustomRecommender.load(spark, model_dir, settings, data_cfg=cfg.get("data"))
+    with timer.stage("collect movies"):
+        # One Spark action: the catalog with the model's item bias, factors and
+        # taste features. The title index, fold-in and top-N below use it.
+        movies = recommender.collect_movie_table()
     with timer.stage("read custom ratings"):
         ratings = recommender.read_ratings(section["custom_ratings_file"])
         for line in custom.describe(ratings):
             log.info("%s", line)
-    with timer.stage("collect movies"):
-        # One Spark action: the catalog with the model's item bias, factors and
-        # taste features. Fold-in and top-N below run on it on the driver.
-        movies = recommender.collect_movie_table()
     with timer.stage("fold in"):
         first_id = recommender.next_user_id()
         ids = custom.user_ids(ratings, first_id)

@@ -143,9 +143,21 @@ class CustomRecommender:
 
     @property
     def index(self) -> TitleIndex:
-        """Title look-ups over the catalog (collected once: id, title, year, count)."""
+        """Title look-ups over the catalog (collected once: id, title, year, count).
+
+        Built from the movie table when :meth:`collect_movie_table` already
+        ran (it holds the same columns), so a job that collects that first
+        pays for one Spark action, not two.
+        """
         if self._index is None:
-            self._index = TitleIndex.from_frame(self.catalog)
+            if self._movies is not None:
+                frame = self._movies.frame
+                self._index = TitleIndex.from_rows(zip(
+                    frame[C.MOVIE_ID], frame[C.TITLE],
+                    [None if pd.isna(y) else int(y) for y in frame[C.YEAR]], frame[C.NUM_RATINGS],
+                ))
+            else:
+                self._index = TitleIndex.from_frame(self.catalog)
         return self._index
 
     def search(self, text: str, limit: int = 10) -> list[Movie]:

@@ -225,3 +225,13 @@ def test_console_and_csv_forms(table):
     assert set(csv.genres) >= {"Horror|Sci-Fi", "Comedy", ""}
     assert format_top_n(got, max_users=1).endswith("... and 2 more users (see the CSV/Parquet output)")
     assert format_top_n(pd.DataFrame(columns=list(TOP_N_COLUMNS))) == "(no recommendations)"
+
+
+def test_title_index_from_the_movie_table_is_the_catalogs(spark):
+    from movierec_spark.personal import CustomRecommender
+
+    fresh = CustomRecommender(spark, tiny_model(spark), tiny_catalog(spark))
+    collected = CustomRecommender(spark, tiny_model(spark), tiny_catalog(spark))
+    collected.collect_movie_table()
+    assert collected.index.movies == fresh.index.movies  # 50 has no year
+    assert collected.index.movies[50].year is None and collected.index.movies[10].num_ratings == 100

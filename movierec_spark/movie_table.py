@@ -37,7 +37,7 @@ from movierec_spark.model import ITEM_BIAS
 ITEM_FEATURES = "_item_features"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
 class MovieTable:
     """Per-movie terms on the driver, ordered by movie id."""
 

@@ -22,8 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from movierec_spark import columns as C
+from movierec_spark.factors import FEATURES
 from movierec_spark.model import USER_BIAS
-from movierec_spark.topn_all import _FACTORS, _SEEN, DEFAULT_BLOCK_SIZE, _score_blocks
+from movierec_spark.topn_all import _SEEN, DEFAULT_BLOCK_SIZE, _score_blocks
 
 
 def main() -> None:
@@ -42,10 +43,10 @@ def main() -> None:
     frame = pd.DataFrame({
         C.USER_ID: np.arange(1, users + 1, dtype=np.int32),
         USER_BIAS: rng.normal(0, 0.3, users),
-        _FACTORS: list(rng.normal(0, 0.3, (users, 10)).astype(np.float32)),
+        FEATURES: list(rng.normal(0, 0.3, (users, 10)).astype(np.float32)),
         _SEEN: [rng.choice(item_ids, per_user, replace=False).astype(np.int32) for _ in range(users)],
     })  # fmt: skip
-    run = _score_blocks(item_ids, items, 3.5, (0.5, 5.0), 10, args.block_size)
+    run = _score_blocks(item_ids, np.ascontiguousarray(items.T), 3.5, (0.5, 5.0), 10, args.block_size)
     cpu, wall = time.process_time(), time.perf_counter()
     rows = sum(len(out) for out in run(iter([frame])))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -1,20 +1,24 @@
-"""Where the top-N blend's settings come from: EASE's λ and the blend weight.
+"""Where the top-N blend's settings come from: EASE's λ, the weight, the normalisation.
 
     ./spark-submit.sh bench/topn_grid.py [--data ../shared/data/movielens] [--seeds 7,8,9]
+        [--normalise none,max,zscore]
 
 On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
 protocol's), the TEST part is set aside and never read. The training part
 is split again, stratified 75/25, once per validation seed; on each slice
 it fits implicit ALS with the shipped ``[implicit]`` settings and EASE for
-every λ of the grid (the library's own functions), then scores every
-(λ, EASE weight) point by nDCG@10 of the top 10 unseen movies against the
-held-out slice. It prints the grid sorted by mean nDCG@10 over the seeds;
-the best point is what ``[ease] reg_param`` and ``[topn_blend] weights``
-ship.
+every λ of the grid (the library's own functions), rescales each member's
+scores per user with each normalisation of ``--normalise`` (the library's
+``ease.normalise_per_user``, the one ``TopNBlend`` applies), then scores
+every (normalisation, λ, EASE weight) point by nDCG@10 of the top 10 unseen
+movies against the held-out slice. It prints the grid sorted by mean
+nDCG@10 over the seeds; the best point is what ``[ease] reg_param`` and
+``[topn_blend] weights`` and ``normalise`` ship.
 
-The scoring is done in numpy on the driver: ml-100k's 943 x 1,682 score
-matrix is small, and each of the grid's points would otherwise cost a Spark
-top-N run. That is a tuning aid for this one release, not the pipeline.
+The weighted sums and nDCG are done in numpy on the driver: ml-100k's
+943 x 1,682 score matrix is small, and each of the grid's points would
+otherwise cost a Spark top-N run. That is a tuning aid for this one
+release, not the pipeline.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,17 +60,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "movielens"))
     parser.add_argument("--seeds", default="7,8,9", help="validation slices' seeds")
+    parser.add_argument("--normalise", default="none,max,zscore", help="[topn_blend] normalise values to try")
     args = parser.parse_args()
 
     from movierec_spark import columns as C
     from movierec_spark.config import load_config
-    from movierec_spark.ease import ease_weights, gram_matrix, item_index, prune
+    from movierec_spark.ease import check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune
     from movierec_spark.fit import fit_implicit_als
     from movierec_spark.load import load_data
     from movierec_spark.session import build_session, set_checkpoint_dir
     from movierec_spark.split import stratified_split
     from jobs.train_als import implicit_params
 
+    normalisations = [check_normalisation(n.strip()) for n in args.normalise.split(",")]
     cfg = load_config()
     spark = build_session("topn_grid")
     checkpoints = tempfile.mkdtemp(prefix="topn_grid_")
@@ -81,7 +88,22 @@ def main() -> int:
         m[rows[:, 0], rows[:, 1]] = True
         return m
 
-    results: dict[tuple[float, float], list[float]] = {}
+    def rescaled(scores: dict[str, np.ndarray], candidates: np.ndarray, how: str) -> dict[str, np.ndarray]:
+        """Each member's scores over the candidate pairs, rescaled by the library's normalise_per_user."""
+        users_at, movies_at = np.nonzero(candidates)
+        frame = pd.DataFrame({C.USER_ID: users_at.astype("int32"), C.MOVIE_ID: movies_at.astype("int32")})
+        for name, matrix in scores.items():
+            frame[name] = matrix[users_at, movies_at].astype("float64")
+        done = normalise_per_user(spark.createDataFrame(frame), list(scores), how).toPandas()
+        rows, cols = done[C.USER_ID].to_numpy(), done[C.MOVIE_ID].to_numpy()
+        out = {}
+        for name in scores:
+            matrix = np.zeros((users, movies))
+            matrix[rows, cols] = done[name].to_numpy()
+            out[name] = matrix
+        return out
+
+    results: dict[tuple[str, float, float], list[float]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         part = stratified_split(train, 0.25, seed)
         fit_part = part.train.cache()
@@ -93,24 +115,29 @@ def main() -> int:
             u[row.id] = row.features
         for row in als.itemFactors.collect():
             v[row.id] = row.features
-        als_scores = u @ v.T
+        scores = {"implicit": u @ v.T}
         ids = np.array(item_index(fit_part, movies))
         gram = gram_matrix(fit_part, ids.tolist())
         for lam in LAMBDAS:
             b = np.zeros((movies, movies))
             rows, cols, vals = prune(ease_weights(gram, lam), int(cfg["ease"]["neighbours"]))
             b[ids[rows], ids[cols]] = vals
-            ease_scores = x @ b
-            for w in EASE_WEIGHTS:
-                score = ndcg_at_k((1 - w) * als_scores + w * ease_scores, x, held_out)
-                results.setdefault((lam, w), []).append(score)
-                print(f"seed {seed}  λ {lam:g}  EASE weight {w:g}  nDCG@{K} {score:.4f}", flush=True)
+            scores[f"ease_{lam:g}"] = x @ b
+        candidates = ~x & x.any(axis=0)[None, :]
+        for how in normalisations:
+            members = rescaled(scores, candidates, how)
+            for lam in LAMBDAS:
+                for w in EASE_WEIGHTS:
+                    blend = (1 - w) * members["implicit"] + w * members[f"ease_{lam:g}"]
+                    score = ndcg_at_k(blend, x, held_out)
+                    results.setdefault((how, lam, w), []).append(score)
+                    print(f"seed {seed}  {how}  λ {lam:g}  EASE weight {w:g}  nDCG@{K} {score:.4f}", flush=True)
         fit_part.unpersist()
 
     print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
-    print(f"{'λ':>8} {'EASE weight':>12} {'nDCG@10':>9}   per seed")
-    for (lam, w), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
-        print(f"{lam:>8g} {w:>12g} {np.mean(scores):>9.4f}   " + " ".join(f"{s:.4f}" for s in scores))
+    print(f"{'normalise':>9} {'λ':>8} {'EASE weight':>12} {'nDCG@10':>9}   per seed")
+    for (how, lam, w), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
+        print(f"{how:>9} {lam:>8g} {w:>12g} {np.mean(scores):>9.4f}   " + " ".join(f"{s:.4f}" for s in scores))
     spark.stop()
     shutil.rmtree(checkpoints, ignore_errors=True)
     return 0

@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="confidence growth per unit of preference")
     cli.add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
                  help="preference of a rating: 1 (binary) or the rating itself")
+    cli.add_flag(implicit, "--topn-normalise", "topn_blend.normalise", choices=("none", "max", "zscore"),
+                 help="topn_blend: rescale each member's scores per user before adding them")
 
     evaluate = parser.add_argument_group("evaluation and output")
     cli.add_flag(evaluate, "--k", "evaluate.k", type=cli.positive_int, help="K of the ranking metrics")
@@ -226,6 +228,13 @@ def topn_blend_weights(cfg: Config) -> dict[str, float]:
     ):
         raise MovieRecError(f"[topn_blend] weights must be {len(members)} numbers of 0 or more, one per member, got {weights!r}")
     return {member: float(weight) for member, weight in zip(members, weights)}
+
+
+def topn_blend_normalise(cfg: Config) -> str:
+    """``[topn_blend] normalise``, checked (``none`` when unset)."""
+    from movierec_spark.ease import NORMALISE_NONE, check_normalisation
+
+    return check_normalisation(_section(cfg, "topn_blend").get("normalise", NORMALISE_NONE))
 
 
 def bias_params(cfg: Config):
@@ -295,6 +304,7 @@ def validate(cfg: Config) -> None:
     bias_params(cfg).validate()
     ease_params(cfg)
     topn_blend_weights(cfg)
+    topn_blend_normalise(cfg)
     confidence = _section(cfg, "implicit").get("confidence", "binary")
     if confidence not in CONFIDENCES:
         raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
@@ -495,7 +505,8 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
         from movierec_spark.ease import TopNBlend
 
         weights = topn_blend_weights(cfg)
-        models[TOPN_BLEND] = TopNBlend({name: models[name] for name in weights}, weights)
+        members = {name: models[name] for name in weights}
+        models[TOPN_BLEND] = TopNBlend(members, weights, topn_blend_normalise(cfg))
     return {name: models[name] for name in wanted}, extra
 
 
@@ -657,6 +668,7 @@ def model_params(model) -> dict[str, Any]:
         return {
             "model": TOPN_BLEND,
             "weights": model.weights,
+            "normalise": model.normalise,
             "members": {name: model_params(member) for name, member in model.models.items()},
         }
     if isinstance(model, KNNModel):

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
@@ -51,6 +52,19 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 EASE = "ease"
 TOPN_BLEND = "topn_blend"
+
+# How TopNBlend rescales each member's scores per user before adding them.
+NORMALISE_NONE = "none"
+NORMALISE_MAX = "max"
+NORMALISE_ZSCORE = "zscore"
+NORMALISATIONS = (NORMALISE_NONE, NORMALISE_MAX, NORMALISE_ZSCORE)
+
+
+def check_normalisation(how: Any) -> str:
+    """``how`` if it is one of :data:`NORMALISATIONS`, else a MovieRecError."""
+    if not isinstance(how, str) or how not in NORMALISATIONS:
+        raise MovieRecError(f"[topn_blend] normalise must be one of {', '.join(NORMALISATIONS)}, got {how!r}")
+    return how
 
 WEIGHT = "weight"
 _SOURCE = "_source_movie_id"
@@ -239,23 +253,68 @@ def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel
     return EaseModel(weights=weights, seen=ratings.select(C.USER_ID, C.MOVIE_ID), params=params)
 
 
+def normalise_per_user(scored: DataFrame, columns: list[str], how: str) -> DataFrame:
+    """``scored`` with each of ``columns`` rescaled over each user's rows.
+
+    ``none``: as they are; ``max``: divided by the largest absolute score
+    among the user's rows (the user's best row scores 1); ``zscore``: minus
+    the mean of the user's rows, divided by their standard deviation. A
+    user whose scores are all 0 (``max``) or all equal (``zscore``) gets 0.
+    Null scores count as 0. The statistics are over the rows ``scored``
+    holds, so pass every candidate of a user at once (as ranking does:
+    :func:`movierec_spark.recommend.top_n_unseen`); a lone pair always
+    scores 1 or 0. All columns share one window (one sort by user).
+    """
+    if check_normalisation(how) == NORMALISE_NONE or not columns:
+        return scored
+    user = Window.partitionBy(C.USER_ID)
+    rescaled = []
+    for name in columns:
+        score = F.coalesce(F.col(name), F.lit(0.0)).cast("double")
+        if how == NORMALISE_MAX:
+            spread = F.max(F.abs(score)).over(user)
+            value = score / spread
+        else:
+            spread = F.stddev_pop(score).over(user)
+            value = (score - F.avg(score).over(user)) / spread
+        rescaled.append(F.when(spread > 0, value).otherwise(F.lit(0.0)).alias(name))
+    others = [F.col(c) for c in scored.columns if c not in columns]
+    return scored.select(*others, *rescaled).select(*scored.columns)
+
+
 @dataclass
 class TopNBlend:
-    """Ranking models' scores added with fixed weights (a ranking, not a rating)."""
+    """Ranking models' scores added with fixed weights (a ranking, not a rating).
+
+    ``normalise`` (one of :data:`NORMALISATIONS`) rescales each member's
+    scores over each user's pairs first (:func:`normalise_per_user`), so a
+    member whose raw scores run larger for some users does not outweigh the
+    others there.
+    """
 
     models: dict[str, Any]
     weights: dict[str, float]
+    normalise: str = NORMALISE_NONE
+
+    def __post_init__(self) -> None:
+        check_normalisation(self.normalise)
 
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
-        """``pairs`` plus ``prediction``: the weighted sum of the members' scores."""
+        """``pairs`` plus ``prediction``: the weighted sum of the members' (rescaled) scores.
+
+        With a ``normalise`` other than ``none``, a user's scores depend on
+        the other pairs of that user in ``pairs``: score all of a user's
+        candidates together.
+        """
         kept = [c for c in pairs.columns if c != C.PREDICTION]
         scored = pairs.select(*kept)
-        total = F.lit(0.0)
-        for i, (name, model) in enumerate(self.models.items()):
-            column = f"_member_score_{i}"
-            scored = model.predict(scored, score_col=column).drop(C.PREDICTION)
-            total = total + F.lit(float(self.weights[name])) * F.coalesce(F.col(column), F.lit(0.0))
         members = [f"_member_score_{i}" for i in range(len(self.models))]
+        for column, model in zip(members, self.models.values()):
+            scored = model.predict(scored, score_col=column).drop(C.PREDICTION)
+        scored = normalise_per_user(scored, members, self.normalise)
+        total = F.lit(0.0)
+        for column, name in zip(members, self.models):
+            total = total + F.lit(float(self.weights[name])) * F.coalesce(F.col(column), F.lit(0.0))
         out = scored.withColumn(C.PREDICTION, total.cast("double"))
         if score_col is not None:
             out = out.withColumn(score_col, F.col(C.PREDICTION))
@@ -269,7 +328,13 @@ class TopNBlend:
         for name, model in self.models.items():
             model.save(path / name)
             members[name] = EASE if isinstance(model, EaseModel) else "recommender"
-        meta = {"format_version": FORMAT_VERSION, "model": TOPN_BLEND, "weights": self.weights, "members": members}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": TOPN_BLEND,
+            "weights": self.weights,
+            "normalise": self.normalise,
+            "members": members,
+        }
         (path / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -283,6 +348,8 @@ class TopNBlend:
         try:
             models = {name: loaders[kind](spark, path / name) for name, kind in meta["members"].items()}
             weights = {name: float(meta["weights"][name]) for name in models}
-        except (KeyError, TypeError, ValueError) as exc:
+            # Blends saved before per-user normalisation existed added raw scores.
+            normalise = meta.get("normalise", NORMALISE_NONE)
+            return cls(models, weights, normalise)
+        except (KeyError, TypeError, ValueError, MovieRecError) as exc:
             raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
-        return cls(models, weights)

@@ -45,6 +45,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[ease]\nreg_param = 0\n", "[ease] reg_param"),
         ("[topn_blend]\nweights = [1.0]\n", "[topn_blend] weights"),
         ("[topn_blend]\nmembers = [\"als\", \"ease\"]\n", "[topn_blend] members"),
+        ("[topn_blend]\nnormalise = \"rank\"\n", "[topn_blend] normalise"),
     ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):

@@ -27,6 +27,7 @@ def _exit_code(argv):
         (["--reg-param", "-1"], "--reg-param"),
         (["--test-fraction", "1.5"], "--test-fraction"),
         (["--models", "als,magic"], "magic"),
+        (["--topn-normalise", "rank"], "--topn-normalise"),
         (["--train-ratings", "/nonexistent/u1.base", "--test-ratings", "/nonexistent/u1.test"], "does not exist"),
         (["--train-ratings", __file__], "--test-ratings"),
     ],
@@ -111,7 +112,8 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     topn = first["models"]["topn_blend"]
     assert topn["rmse"] is None and isinstance(topn["ndcg@3"], float)
     # Its members come from [topn_blend] members, whether or not --models lists them.
-    assert topn["params"]["weights"] == {"implicit": 0.6, "ease": 0.4} and topn["params"]["members"]["ease"]["model"] == "ease"
+    assert topn["params"]["weights"] == {"implicit": 0.5, "ease": 0.5} and topn["params"]["members"]["ease"]["model"] == "ease"
+    assert topn["params"]["normalise"] == "max"  # [topn_blend] normalise, shipped
     ndcgs = {n: m["ndcg@3"] for n, m in first["models"].items() if m["ndcg@3"] is not None}
     assert first["best"]["ndcg@3"] == {"model": max(ndcgs, key=ndcgs.get), "value": max(ndcgs.values())}
     assert {"load", "split", "blend: fit members on the fit part", "fit als", "evaluate als", "write"} <= set(first["stages"])

@@ -22,8 +22,10 @@ gives the others no score. The weights, pruned to each movie's
 ``neighbours`` largest, go back to Spark as a table, and scoring is a join
 of a user's ratings with it.
 
-:class:`TopNBlend` adds the scores of ranking models with fixed weights:
-the top-N mode's blend of implicit ALS and EASE (``[topn_blend]``).
+:class:`TopNBlend` adds the scores of ranking models with fixed weights,
+each member's scores optionally rescaled per user first
+(:func:`normalise_per_user`): the top-N mode's blend of implicit ALS and
+EASE (``[topn_blend]``).
 
 Input: ratings ``user_id, movie_id`` (other columns ignored). Scores:
 ``predict(pairs)`` returns ``pairs`` plus ``prediction`` (the score; not a
@@ -348,8 +350,7 @@ class TopNBlend:
         try:
             models = {name: loaders[kind](spark, path / name) for name, kind in meta["members"].items()}
             weights = {name: float(meta["weights"][name]) for name in models}
-            # Blends saved before per-user normalisation existed added raw scores.
-            normalise = meta.get("normalise", NORMALISE_NONE)
-            return cls(models, weights, normalise)
-        except (KeyError, TypeError, ValueError, MovieRecError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
+        # Blends saved before per-user normalisation existed added raw scores.
+        return cls(models, weights, meta.get("normalise", NORMALISE_NONE))

@@ -6,7 +6,8 @@ Loads the release, splits its ratings (seeded random split by default), fits
 the models named in ``[evaluate] models`` -- the global mean and damped-bias
 (user, movie, user-day) baselines, biased ALS (biases plus ALS on their
 residuals), item- and user-based kNN on the same residuals, a blend of
-those fitted on a validation slice of the training split, and for top-N
+those (and of the implicit ALS and EASE scores) fitted on a validation
+slice of the training split, and for top-N
 ranking ALS with implicit preferences, EASE (item-to-item weights), a
 weighted sum of the two and a popularity baseline --
 evaluates each on the test split, recommends top-N unseen movies for the
@@ -66,8 +67,11 @@ POPULARITY = "popularity"
 EASE = "ease"
 TOPN_BLEND = "topn_blend"
 MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, EASE, TOPN_BLEND, POPULARITY)
-# Models the blend can combine (each predicts ratings).
-BLEND_MEMBERS = (BIAS, ALS_MODEL, ITEM_KNN, USER_KNN)
+# Models the blend can combine: the rating models, and the two ranking models
+# whose scores carry what the ratings' values do not (which movies a user
+# chose to rate: implicit ALS, EASE); the weights put every score on the
+# rating scale.
+BLEND_MEMBERS = (BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, IMPLICIT, EASE)
 # Models the top-N blend can combine (each scores a ranking).
 TOPN_MEMBERS = (IMPLICIT, EASE, POPULARITY)
 # Models whose scores are rankings, not ratings: no rmse/mae/r2.

@@ -1,8 +1,11 @@
 """A linear blend of rating models, fitted on a validation slice of the training data.
 
 Base models are anything with ``predict(pairs) -> pairs + prediction``
-(:class:`~movierec_spark.model.RecommenderModel`,
-:class:`~movierec_spark.knn.KNNModel`). The blend predicts::
+(:class:`~movierec_spark.model.RecommenderModel`, biased or implicit ALS;
+:class:`~movierec_spark.knn.KNNModel`; :class:`~movierec_spark.ease.EaseModel`).
+A member need not predict ratings: a ranking model's score (implicit ALS,
+EASE) enters as one more feature, and its weight puts it on the rating
+scale. The blend predicts::
 
     r_hat(u, i) = w_0 + sum_m w_m * p_m(u, i)      clipped to the rating scale
 
@@ -52,6 +55,7 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
+from movierec_spark.ease import EASE, EaseModel
 from movierec_spark.knn import KNNModel
 from movierec_spark.model import RecommenderModel
 from movierec_spark.releases import RatingScale
@@ -71,10 +75,11 @@ class Predictor(Protocol):
 
 
 # Loaders of the member kinds a saved blend may hold.
-_MEMBER_KINDS: dict[type, str] = {RecommenderModel: "recommender", KNNModel: "knn"}
+_MEMBER_KINDS: dict[type, str] = {RecommenderModel: "recommender", KNNModel: "knn", EaseModel: EASE}
 _LOADERS: dict[str, Callable[[SparkSession, Path], Predictor]] = {
     "recommender": RecommenderModel.load,
     "knn": KNNModel.load,
+    EASE: EaseModel.load,
 }
 
 

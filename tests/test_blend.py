@@ -20,6 +20,7 @@ from movierec_spark.blend import (
     validation_split,
     with_predictions,
 )
+from movierec_spark.ease import EaseModel, EaseParams, fit_ease
 from movierec_spark.model import RecommenderModel
 from movierec_spark.releases import WHOLE_STARS
 
@@ -167,6 +168,27 @@ def test_fit_blend_fits_on_the_rest_and_refits_on_everything(spark, example, tmp
     assertDataFrameEqual(predicted, expected, rtol=1e-12)
     blend.save(tmp_path / "blend")
     assertDataFrameEqual(BlendModel.load(spark, tmp_path / "blend").predict(pairs), expected, rtol=1e-12)
+
+
+def test_an_ease_member_adds_its_weighted_score_and_round_trips(spark, example, tmp_path):
+    models, ratings, rows = example
+    # EASE sees who rated what: a sparse pattern, so its scores differ by pair.
+    sparse = ratings.where("(user_id + movie_id) % 3 != 0")
+    members = {"a": models["a"], "ease": fit_ease(sparse, EaseParams(reg_param=2.0, max_items=10, neighbours=4))}
+    blend = BlendModel(members, intercept=0.5, weights={"a": 0.8, "ease": 1.5}, scale=WHOLE_STARS)
+    pairs = spark.createDataFrame([(u, i) for u in (1, 2, 3, 99) for i in (1, 2, 3, 4, 77)], "user_id int, movie_id int")
+    by_pair = {(r.user_id, r.movie_id): r for r in with_predictions(pairs, members).collect()}
+    assert len({r.pred_ease for r in by_pair.values()}) > 2  # the EASE feature carries something
+    expected = spark.createDataFrame(
+        [(u, i, min(5.0, max(1.0, 0.5 + 0.8 * r.pred_a + 1.5 * r.pred_ease))) for (u, i), r in by_pair.items()],
+        "user_id int, movie_id int, prediction double",
+    )
+    assertDataFrameEqual(blend.predict(pairs), expected, rtol=1e-12)
+
+    blend.save(tmp_path / "blend")
+    loaded = BlendModel.load(spark, tmp_path / "blend")
+    assert isinstance(loaded.models["ease"], EaseModel) and loaded.models["ease"].params == members["ease"].params
+    assertDataFrameEqual(loaded.predict(pairs), expected, rtol=1e-12)
 
 
 def test_loading_something_else_as_a_blend_says_so(spark, tmp_path):

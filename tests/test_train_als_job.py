@@ -47,6 +47,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[topn_blend]\nweights = [1.0]\n", "[topn_blend] weights"),
         ("[topn_blend]\nmembers = [\"als\", \"ease\"]\n", "[topn_blend] members"),
         ("[topn_blend]\nnormalise = \"rank\"\n", "[topn_blend] normalise"),
+        ("[blend]\nmembers = [\"als\", \"popularity\"]\n", "[blend] members"),
     ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
@@ -67,9 +68,9 @@ def _config(output, custom, models, *extra):
         ]
     )
     cfg = cli.build_config(args)
-    # A smaller blend than the shipped one (no user kNN, no refit): the same
-    # code paths at half the cost.
-    cfg["blend"] = {**cfg["blend"], "members": ["bias", "als", "item_knn"], "refit": False}
+    # A smaller blend than the shipped one (no user kNN or implicit ALS, no
+    # refit): the same code paths at half the cost, EASE's scores among them.
+    cfg["blend"] = {**cfg["blend"], "members": ["bias", "als", "item_knn", "ease"], "refit": False}
     job.validate(cfg)
     return cfg
 
@@ -100,13 +101,16 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     assert isinstance(blend["rmse"], float) and blend["ndcg@3"] is None  # rating model, not ranked
     report = blend["blend"]
     # The blend's members come from [blend] members, whether or not --models lists them.
-    assert set(report["validation_rmse"]) == {"bias", "als", "item_knn", "blend"}
+    members = ("bias", "als", "item_knn", "ease")
+    assert set(report["validation_rmse"]) == {*members, "blend"}
     assert report["refit"] is False and report["kept"] == (
-        report["validation_rmse"]["blend"] < min(report["validation_rmse"][n] for n in ("bias", "als", "item_knn"))
+        report["validation_rmse"]["blend"] < min(report["validation_rmse"][n] for n in members)
     )
     # Kept: the parameters are the weights; else the best member alone stands in.
-    best = min(("bias", "als", "item_knn"), key=lambda n: report["validation_rmse"][n])
+    best = min(members, key=lambda n: report["validation_rmse"][n])
     assert blend["params"]["model"] == ("blend" if report["kept"] else "knn" if best == "item_knn" else best)
+    if report["kept"]:
+        assert blend["params"]["members"]["ease"]["model"] == "ease"
     rmses = {n: m["rmse"] for n, m in first["models"].items() if m["rmse"] is not None}
     assert first["best"]["rmse"] == {"model": min(rmses, key=rmses.get), "value": min(rmses.values())}
     topn = first["models"]["topn_blend"]

@@ -379,7 +379,7 @@ def knn_params(cfg: Config, name: str):
 
 
 def blend_settings(cfg: Config) -> dict[str, Any]:
-    """``[blend]``: members, validation_fraction, folds, ridge, refit (checked)."""
+    """``[blend]``: members, validation_fraction, folds, ridge, refit, support (checked)."""
     section = _section(cfg, "blend")
     members = list(dict.fromkeys(section.get("members", list(BLEND_MEMBERS))))
     unknown = sorted(set(members) - set(BLEND_MEMBERS))
@@ -396,11 +396,13 @@ def blend_settings(cfg: Config) -> dict[str, Any]:
     ridge = section.get("ridge", 1e-4)
     if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not 0 <= ridge < float("inf"):
         raise MovieRecError(f"[blend] ridge must be a finite number of 0 or more, got {ridge!r}")
-    refit = section.get("refit", True)
-    if not isinstance(refit, bool):
-        raise MovieRecError(f"[blend] refit must be true or false, got {refit!r}")
+    flags = {}
+    for key, default in (("refit", True), ("support", False)):
+        flags[key] = section.get(key, default)
+        if not isinstance(flags[key], bool):
+            raise MovieRecError(f"[blend] {key} must be true or false, got {flags[key]!r}")
     return {"members": members, "validation_fraction": float(fraction), "folds": folds,
-            "ridge": float(ridge), "refit": refit}
+            "ridge": float(ridge), **flags}
 
 
 class _Fitters:
@@ -477,8 +479,14 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
             fit_part, validation = fit_part.cache(), validation.cache()
             first = {name: fitters(name, fit_part) for name in members}
         with timer.stage("blend: weights on the validation slice"):
-            scored = B.with_predictions(validation, first).cache()
-            report = B.fit_blend_weights(scored, members, folds=settings["folds"], ridge=settings["ridge"], seed=seed)
+            scored = B.with_predictions(validation, first)
+            if settings["support"]:
+                scored = B.with_support(scored, B.support_tables(fit_part))
+            scored = scored.cache()
+            report = B.fit_blend_weights(
+                scored, members, folds=settings["folds"], ridge=settings["ridge"], seed=seed,
+                support=settings["support"],
+            )
             report.params.update(validation_fraction=settings["validation_fraction"], refit=settings["refit"])
             scored.unpersist()
             validation.unpersist()
@@ -500,7 +508,9 @@ def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[s
     if report is not None:
         members = models if report.params["refit"] else first
         if report.kept:
-            models[BLEND] = B.BlendModel.from_report(members, report, scale)
+            # The support counts come from the ratings the members were fitted on.
+            support = B.support_tables(train if report.params["refit"] else fit_part) if report.params["support"] else None
+            models[BLEND] = B.BlendModel.from_report(members, report, scale, support)
         else:
             log.warning("the blend did not beat %s alone on validation: blend = %s", report.best_single, report.best_single)
             models[BLEND] = members[report.best_single]
@@ -548,7 +558,12 @@ def score_test(models: dict[str, Any], flagged_test):
     scored = B.with_predictions(flagged_test, scorers)
     for name, members in blends.items():
         column_of[name] = B.pred_col(name)
-        scored = scored.withColumn(column_of[name], models[name].combine({m: F.col(c) for m, c in members.items()}))
+        columns = scored.columns
+        scored = (
+            models[name].with_support(scored)
+            .withColumn(column_of[name], models[name].combine({m: F.col(c) for m, c in members.items()}))
+            .select(*columns, column_of[name])
+        )
     return scored, column_of
 
 

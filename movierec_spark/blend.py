@@ -9,6 +9,16 @@ scale. The blend predicts::
 
     r_hat(u, i) = w_0 + sum_m w_m * p_m(u, i)      clipped to the rating scale
 
+With ``support`` (the Netflix Prize blends' trick) the weights may depend on
+how much the members know of the pair: ``s_u = log(1 + ratings of u)`` and
+``s_i = log(1 + ratings of i)`` in the members' training ratings join the
+features, alone and times every member's prediction::
+
+    r_hat(u, i) = w_0 + sum_m (w_m + w_mu s_u + w_mi s_i) p_m(u, i) + w_u s_u + w_i s_i
+
+so a member that is good for heavy raters and poor for new ones can weigh
+more for the first (and the blend still has one closed-form fit).
+
 with weights from least squares with an intercept (and a tiny ridge on the
 weights so that near-identical models cannot blow up), solved in closed form
 on the driver from the ``(M + 2)^2`` sums ``X'X``, ``X'y``, ``y'y`` that one
@@ -32,13 +42,17 @@ Protocol (:func:`fit_blend` runs it all):
    carry over, as in the Netflix Prize "probe" blends).
 
 Schemas: :func:`with_predictions` adds one ``double`` column per model,
-``pred_<name>``; :meth:`BlendModel.predict` returns the input pairs, every
-row and column kept, plus ``prediction double``.
+``pred_<name>``; :func:`with_support` adds ``user_support double,
+movie_support double`` (0 for a user or movie the members never saw);
+:meth:`BlendModel.predict` returns the input pairs, every row and column
+kept, plus ``prediction double``.
 
 Saved layout (``BlendModel.save``/``load``)::
 
     DIR/metadata.json   weights, intercept, scale, the member names and kinds
     DIR/<name>/         each member model, saved by its own ``save``
+    DIR/user_support/   with support: Parquet (user_id, user_support)
+    DIR/movie_support/  with support: Parquet (movie_id, movie_support)
 """
 
 from __future__ import annotations
@@ -83,6 +97,11 @@ _LOADERS: dict[str, Callable[[SparkSession, Path], Predictor]] = {
 }
 
 
+USER_SUPPORT = "user_support"
+MOVIE_SUPPORT = "movie_support"
+_SUPPORT_KEYS = {USER_SUPPORT: C.USER_ID, MOVIE_SUPPORT: C.MOVIE_ID}
+
+
 def pred_col(name: str) -> str:
     """The column holding model ``name``'s prediction."""
     return f"pred_{name}"
@@ -114,6 +133,36 @@ def with_predictions(pairs: DataFrame, models: Mapping[str, Predictor]) -> DataF
         columns = scored.columns
         scored = model.predict(scored).select(*columns, F.col(C.PREDICTION).alias(pred_col(name)))
     return scored
+
+
+def support_tables(ratings: DataFrame) -> dict[str, DataFrame]:
+    """``user_support`` (``user_id, user_support``) and ``movie_support``
+    (``movie_id, movie_support``): log(1 + each one's ratings in ``ratings``)."""
+    return {
+        name: ratings.groupBy(key).agg(F.log1p(F.count(F.lit(1)).cast("double")).alias(name))
+        for name, key in _SUPPORT_KEYS.items()
+    }
+
+
+def with_support(pairs: DataFrame, tables: Mapping[str, DataFrame]) -> DataFrame:
+    """``pairs`` plus the support columns of :func:`support_tables`; 0 where a table has no row."""
+    scored = pairs
+    for name, table in tables.items():
+        columns = scored.columns
+        scored = scored.join(table, on=_SUPPORT_KEYS[name], how="left").select(
+            *columns, F.coalesce(F.col(name), F.lit(0.0)).alias(name)
+        )
+    return scored
+
+
+def support_features(members: Mapping[str, Column]) -> dict[str, Column]:
+    """The support features over the members' prediction columns: each support
+    term alone (``user_support``) and times each member (``als*user_support``)."""
+    features = {name: F.col(name) for name in _SUPPORT_KEYS}
+    for member, column in members.items():
+        for name in _SUPPORT_KEYS:
+            features[f"{member}*{name}"] = column * F.col(name)
+    return features
 
 
 # --- fitting the weights ---
@@ -152,10 +201,10 @@ class BlendReport:
         }
 
 
-def _fold_sums(scored: DataFrame, names: Sequence[str], label: str, folds: int, seed: int) -> list[dict]:
+def _fold_sums(scored: DataFrame, features: Sequence[Column], label: str, folds: int, seed: int) -> list[dict]:
     """One small row per fold: n, sum y, sum y^2, sum p_m, sum p_m*y, sum p_m*p_n."""
     y = F.col(label).cast("double")
-    preds = [F.col(pred_col(n)).cast("double") for n in names]
+    preds = [column.cast("double") for column in features]
     aggs = [F.count(F.lit(1)).alias("n"), F.sum(y).alias("y"), F.sum(y * y).alias("yy")]
     for a, pa in enumerate(preds):
         aggs += [F.sum(pa).alias(f"p{a}"), F.sum(pa * y).alias(f"p{a}y")]
@@ -211,20 +260,26 @@ def fit_blend_weights(
     folds: int = 5,
     ridge: float = 1e-4,
     seed: int = 42,
+    support: bool = False,
 ) -> BlendReport:
     """Blend weights for the ``pred_<name>`` columns of ``scored`` (the validation slice).
 
+    With ``support``, ``scored`` also holds :func:`with_support`'s columns and
+    the :func:`support_features` join the members' predictions as features.
     One Spark action; see the module docstring for the cross-validation.
     """
     names = list(names)
+    features = {name: F.col(pred_col(name)) for name in names}
+    if support:
+        features.update(support_features(dict(features)))
     if not names:
         raise MovieRecError("a blend needs at least one model")
     if folds < 2:
         raise MovieRecError(f"blend folds must be 2 or more, got {folds}")
     if not ridge >= 0:
         raise MovieRecError(f"blend ridge must be 0 or more, got {ridge}")
-    m = len(names)
-    sums = _fold_sums(scored, names, label, folds, seed)
+    m = len(features)
+    sums = _fold_sums(scored, list(features.values()), label, folds, seed)
     xtx, xty, yy, n = _normal_equations(sums, m)
     if n < 2 * (m + 1) or len(sums) < 2:
         raise MovieRecError(
@@ -250,10 +305,11 @@ def fit_blend_weights(
         rows=int(n),
         rmse=rmse,
         intercept=coef[0],
-        weights=dict(zip(names, coef[1:])),
+        weights=dict(zip(features, coef[1:])),
         kept=kept,
         folds=folds,
         ridge=ridge,
+        params={"support": support},
     )
     log.info(
         "blend on %d validation rows: %s; blend (%d-fold CV) %.4f -> %s",
@@ -271,32 +327,61 @@ def fit_blend_weights(
 
 @dataclass
 class BlendModel:
-    """Fitted members and the weights that combine their predictions."""
+    """Fitted members and the weights that combine their predictions.
+
+    ``support``: the :func:`support_tables` of the members' training ratings
+    when the weights include support features, else None.
+    """
 
     models: dict[str, Predictor]
     intercept: float
     weights: dict[str, float]
     scale: RatingScale
+    support: dict[str, DataFrame] | None = None
 
     @classmethod
-    def from_report(cls, models: Mapping[str, Predictor], report: BlendReport, scale: RatingScale) -> "BlendModel":
+    def from_report(
+        cls,
+        models: Mapping[str, Predictor],
+        report: BlendReport,
+        scale: RatingScale,
+        support: Mapping[str, DataFrame] | None = None,
+    ) -> "BlendModel":
+        """The blend of ``report``'s weights; ``support``: the members' :func:`support_tables`
+        (required when the weights were fitted with support)."""
         missing = [name for name in report.names if name not in models]
         if missing:
             raise MovieRecError(f"blend weights name models that were not given: {', '.join(missing)}")
-        return cls({name: models[name] for name in report.names}, report.intercept, dict(report.weights), scale)
+        if bool(report.params.get("support")) != (support is not None):
+            raise MovieRecError("a blend fitted with support features needs the members' support tables, and only then")
+        return cls(
+            {name: models[name] for name in report.names},
+            report.intercept,
+            dict(report.weights),
+            scale,
+            dict(support) if support is not None else None,
+        )
+
+    def with_support(self, pairs: DataFrame) -> DataFrame:
+        """``pairs`` plus the support columns :meth:`combine` reads (unchanged without support)."""
+        return pairs if self.support is None else with_support(pairs, self.support)
 
     def combine(self, members: Mapping[str, Column] | None = None) -> Column:
-        """The clipped blend of the members' prediction columns (default ``pred_<name>``)."""
+        """The clipped blend of the members' prediction columns (default ``pred_<name>``)
+        and, with support, of the columns :meth:`with_support` adds."""
+        columns = dict(members) if members is not None else {name: F.col(pred_col(name)) for name in self.models}
+        if self.support is not None:
+            columns.update(support_features(dict(columns)))
         raw = F.lit(float(self.intercept))
         for name, weight in self.weights.items():
-            column = members[name] if members is not None else F.col(pred_col(name))
-            raw = raw + F.lit(float(weight)) * column
+            raw = raw + F.lit(float(weight)) * columns[name]
         return F.least(F.greatest(raw, F.lit(float(self.scale.low))), F.lit(float(self.scale.high)))
 
     def predict(self, pairs: DataFrame) -> DataFrame:
         """``pairs`` plus the clipped blended ``prediction``; no row is dropped."""
         kept = [c for c in pairs.columns if c != C.PREDICTION]
-        return with_predictions(pairs.select(*kept), self.models).select(*kept, self.combine().alias(C.PREDICTION))
+        scored = self.with_support(with_predictions(pairs.select(*kept), self.models))
+        return scored.select(*kept, self.combine().alias(C.PREDICTION))
 
     def save(self, path: str | Path) -> None:
         """Write the blend and its members under ``path`` (a folder that must not exist yet)."""
@@ -309,12 +394,15 @@ class BlendModel:
                 raise TypeError(f"cannot save blend member {name!r} of type {type(model).__name__}")
             model.save(path / name)
             members[name] = kind
+        for name, table in (self.support or {}).items():
+            io.write_table(table, path / name)
         meta = {
             "format_version": FORMAT_VERSION,
             "model": BLEND,
             "intercept": self.intercept,
             "weights": self.weights,
             "members": members,
+            "support": sorted(self.support) if self.support is not None else None,
             "scale": {"low": self.scale.low, "high": self.scale.high, "step": self.scale.step},
         }
         (path / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -327,7 +415,9 @@ class BlendModel:
         try:
             members = {name: _LOADERS[kind](spark, path / name) for name, kind in meta["members"].items()}
             weights = {name: float(w) for name, w in meta["weights"].items()}
-            return cls(members, float(meta["intercept"]), weights, RatingScale(**meta["scale"]))
+            names = meta.get("support")
+            support = None if names is None else {name: spark.read.parquet(str(path / name)) for name in names}
+            return cls(members, float(meta["intercept"]), weights, RatingScale(**meta["scale"]), support)
         except (ValueError, KeyError, TypeError) as exc:
             raise MovieRecError(f"{path / 'metadata.json'} is damaged ({exc}); retrain the model") from None
 
@@ -359,17 +449,21 @@ def fit_blend(
     ridge: float = 1e-4,
     seed: int = 42,
     refit: bool = True,
+    support: bool = False,
 ) -> BlendResult:
     """Run the protocol of the module docstring on the training ratings.
 
     ``fitters`` maps a model name to a function fitting that model on a
     ratings DataFrame. With ``refit`` the returned members were fitted on all
-    of ``train``, else on the fit part only.
+    of ``train``, else on the fit part only; with ``support`` the weights
+    include the support features, counted on the same ratings as the members.
     """
     fit_part, validation = validation_split(train, validation_fraction, seed)
     first = {name: fit(fit_part) for name, fit in fitters.items()}
     scored = with_predictions(validation, first)
-    report = fit_blend_weights(scored, list(fitters), folds=folds, ridge=ridge, seed=seed)
+    if support:
+        scored = with_support(scored, support_tables(fit_part))
+    report = fit_blend_weights(scored, list(fitters), folds=folds, ridge=ridge, seed=seed, support=support)
     report.params.update(validation_fraction=validation_fraction, seed=seed, refit=refit)
     if refit:
         for model in first.values():
@@ -378,5 +472,6 @@ def fit_blend(
         models = {name: fit(train) for name, fit in fitters.items()}
     else:
         models = first
-    blend = BlendModel.from_report(models, report, scale) if report.kept else None
+    tables = support_tables(train if refit else fit_part) if support else None
+    blend = BlendModel.from_report(models, report, scale, tables) if report.kept else None
     return BlendResult(models=models, blend=blend, report=report)

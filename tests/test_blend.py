@@ -12,13 +12,17 @@ from pyspark.testing import assertDataFrameEqual
 from movierec_spark import MovieRecError
 from movierec_spark.blend import (
     BLEND,
+    MOVIE_SUPPORT,
+    USER_SUPPORT,
     BlendModel,
     fit_blend,
     fit_blend_weights,
     fold_of,
     pred_col,
+    support_tables,
     validation_split,
     with_predictions,
+    with_support,
 )
 from movierec_spark.ease import EaseModel, EaseParams, fit_ease
 from movierec_spark.model import RecommenderModel
@@ -189,6 +193,50 @@ def test_an_ease_member_adds_its_weighted_score_and_round_trips(spark, example, 
     loaded = BlendModel.load(spark, tmp_path / "blend")
     assert isinstance(loaded.models["ease"], EaseModel) and loaded.models["ease"].params == members["ease"].params
     assertDataFrameEqual(loaded.predict(pairs), expected, rtol=1e-12)
+
+
+def test_support_features_weigh_each_member_by_how_much_it_saw_and_round_trip(spark, example, tmp_path):
+    models, ratings, rows = example
+    # The members' "training" ratings: users and movies seen 0 to 9 times (user 1 never).
+    seen = [(u, i) for u in USERS for i in MOVIES if u != 1 and (u * i) % (u % 4 + 2) != 0]
+    fitted_on = spark.createDataFrame([(u, i, 3.0) for u, i in seen], "user_id int, movie_id int, rating double")
+    tables = support_tables(fitted_on)
+    scored = with_support(with_predictions(ratings, models), tables)
+    assert scored.columns == ["user_id", "movie_id", "rating", "pred_a", "pred_b", USER_SUPPORT, MOVIE_SUPPORT]
+    su = {u: math.log1p(sum(1 for v, _ in seen if v == u)) for u in USERS}
+    si = {i: math.log1p(sum(1 for _, j in seen if j == i)) for i in MOVIES}
+    assert su[1] == 0.0 and len(set(su.values())) > 3 and len(set(si.values())) > 3
+
+    report = fit_blend_weights(scored, ["a", "b"], folds=3, ridge=0.0, seed=5, support=True)
+    x = np.array([[1.0, pa, pb, su[u], si[i], pa * su[u], pa * si[i], pb * su[u], pb * si[i]] for u, i, _, pa, pb in rows])
+    y = np.array([r[2] for r in rows])
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    names = ["a", "b", USER_SUPPORT, MOVIE_SUPPORT, f"a*{USER_SUPPORT}", f"a*{MOVIE_SUPPORT}", f"b*{USER_SUPPORT}", f"b*{MOVIE_SUPPORT}"]
+    assert list(report.weights) == names and report.params["support"] is True
+    assert report.intercept == pytest.approx(coef[0], abs=1e-6)
+    assert [report.weights[n] for n in names] == pytest.approx(list(coef[1:]), abs=1e-6)
+    # Each member alone is still scored alone, support or not.
+    assert report.rmse["a"] == pytest.approx(math.sqrt(np.mean((y - x[:, 1]) ** 2)))
+
+    with pytest.raises(MovieRecError, match="support tables"):
+        BlendModel.from_report(models, report, WHOLE_STARS)
+    blend = BlendModel.from_report(models, report, WHOLE_STARS, tables)
+    pairs = spark.createDataFrame([(1, 1), (2, 3), (7, 10), (99, 1)], "user_id int, movie_id int")
+    by_pair = {(r.user_id, r.movie_id): r for r in with_predictions(pairs, models).collect()}
+
+    def expected_rating(u, i):
+        r = by_pair[(u, i)]
+        feats = [r.pred_a, r.pred_b, su.get(u, 0.0), si.get(i, 0.0)]
+        feats += [p * s for p in (r.pred_a, r.pred_b) for s in (su.get(u, 0.0), si.get(i, 0.0))]
+        return min(5.0, max(1.0, report.intercept + sum(report.weights[n] * f for n, f in zip(names, feats))))
+
+    expected = spark.createDataFrame(
+        [(u, i, expected_rating(u, i)) for u, i in by_pair], "user_id int, movie_id int, prediction double"
+    )
+    assertDataFrameEqual(blend.predict(pairs), expected, rtol=1e-9)
+    blend.save(tmp_path / "blend")
+    assert (tmp_path / "blend" / USER_SUPPORT).is_dir()
+    assertDataFrameEqual(BlendModel.load(spark, tmp_path / "blend").predict(pairs), expected, rtol=1e-9)
 
 
 def test_loading_something_else_as_a_blend_says_so(spark, tmp_path):

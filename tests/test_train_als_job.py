@@ -7,6 +7,7 @@ import json
 import pytest
 
 from jobs import train_als as job
+from movierec_spark import blend as B
 from movierec_spark import cli
 from movierec_spark.model import RecommenderModel
 from tests.tiny_release import tiny_release
@@ -48,6 +49,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[topn_blend]\nmembers = [\"als\", \"ease\"]\n", "[topn_blend] members"),
         ("[topn_blend]\nnormalise = \"rank\"\n", "[topn_blend] normalise"),
         ("[blend]\nmembers = [\"als\", \"popularity\"]\n", "[blend] members"),
+        ("[blend]\nsupport = \"yes\"\n", "[blend] support"),
     ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
@@ -69,8 +71,12 @@ def _config(output, custom, models, *extra):
     )
     cfg = cli.build_config(args)
     # A smaller blend than the shipped one (no user kNN or implicit ALS, no
-    # refit): the same code paths at half the cost, EASE's scores among them.
-    cfg["blend"] = {**cfg["blend"], "members": ["bias", "als", "item_knn", "ease"], "refit": False}
+    # refit): the same code paths at half the cost, EASE's scores and the
+    # support features among them (15 weights: a 30% validation slice).
+    cfg["blend"] = {
+        **cfg["blend"], "members": ["bias", "als", "item_knn", "ease"], "refit": False, "support": True,
+        "validation_fraction": 0.3,
+    }
     job.validate(cfg)
     return cfg
 
@@ -109,8 +115,10 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     # Kept: the parameters are the weights; else the best member alone stands in.
     best = min(members, key=lambda n: report["validation_rmse"][n])
     assert blend["params"]["model"] == ("blend" if report["kept"] else "knn" if best == "item_knn" else best)
+    assert report["support"] is True and f"ease*{B.USER_SUPPORT}" in report["weights"]
     if report["kept"]:
         assert blend["params"]["members"]["ease"]["model"] == "ease"
+        assert B.BlendModel.load(spark, out / "models" / "blend").support is not None
     rmses = {n: m["rmse"] for n, m in first["models"].items() if m["rmse"] is not None}
     assert first["best"]["rmse"] == {"model": min(rmses, key=rmses.get), "value": min(rmses.values())}
     topn = first["models"]["topn_blend"]

@@ -24,7 +24,7 @@ writes to ``--output DIR``:
                             catalog/: the movies and their rating counts that
                             jobs/recommend.py and jobs/similar.py need
     models/<name>/          every fitted model
-    predictions_sample.csv  test rows with each model's prediction
+    predictions_sample.csv  test rows with each rating model's prediction
     recommendations/        Parquet: top-N per custom user (columns as
                             jobs/recommend.py's top_n/)
     recommendations.csv     the same as CSV
@@ -713,11 +713,15 @@ def best_models(results: dict[str, Any], k: int) -> dict[str, Any]:
     return best
 
 
-def predictions_sample(models: dict[str, Any], scored_test, column_of: dict[str, str], movies, n: int):
-    """``n`` test rows (a fixed pseudo-random choice) with every model's prediction.
+def predictions_sample(scored_test, column_of: dict[str, str], movies, n: int):
+    """``n`` test rows (a fixed pseudo-random choice) with every rating model's prediction.
 
-    Rating models' predictions come from ``scored_test`` (:func:`score_test`);
-    ranking models score the sampled rows here.
+    The predictions come from ``scored_test`` (:func:`score_test`). Ranking
+    models (implicit, EASE, the top-N blend, popularity) are left out: their
+    scores are not ratings, and the top-N blend's per-user normalisation
+    makes a score depend on which other movies of the user are scored, so a
+    score for a sampled pair alone would not be the one it ranks by.
+    Scoring them here also cost the default run most of its driver heap.
     """
     from pyspark.sql import functions as F
 
@@ -727,20 +731,10 @@ def predictions_sample(models: dict[str, Any], scored_test, column_of: dict[str,
         scored_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
         .limit(n)
         .withColumns({name: F.col(column) for name, column in column_of.items()})
-        .cache()
+        .join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left")
     )
-    pairs = sample.select(*[c for c in (C.USER_ID, C.MOVIE_ID, C.TIMESTAMP) if c in sample.columns])
-    out = sample
-    for name, model in models.items():
-        if name in column_of:
-            continue
-        scored = model.predict(pairs).select(C.USER_ID, C.MOVIE_ID, F.col(C.PREDICTION).alias(name))
-        out = out.join(scored, on=[C.USER_ID, C.MOVIE_ID], how="left")
-    out = out.join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left")
-    columns = [C.USER_ID, C.MOVIE_ID, C.TITLE, C.RATING, E.COLD_USER, E.COLD_MOVIE, *models]
-    result = out.select(*columns).orderBy(C.USER_ID, C.MOVIE_ID).toPandas()
-    sample.unpersist()
-    return result
+    columns = [C.USER_ID, C.MOVIE_ID, C.TITLE, C.RATING, E.COLD_USER, E.COLD_MOVIE, *column_of]
+    return sample.select(*columns).orderBy(C.USER_ID, C.MOVIE_ID).toPandas()
 
 
 def format_table(metrics: dict[str, Any], k: int) -> str:
@@ -832,7 +826,7 @@ def run(spark, cfg: Config) -> int:
                 }
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
-            sample = predictions_sample(models, scored_test, column_of, movies, sample_rows) if sample_rows else None
+            sample = predictions_sample(scored_test, column_of, movies, sample_rows) if sample_rows else None
         recs = recs_table = resolved = None
         # The biased ALS model recommends; without it (--models), the bias baseline.
         recommender_model = models.get(PRIMARY) or models.get(BIAS)

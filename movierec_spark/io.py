@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType, StructField, StructType
 
 from movierec_spark import MovieRecError, faults
+from movierec_spark.schemas import ALS_FACTORS as ALS_FACTORS_SCHEMA
 from movierec_spark.schemas import CATALOG as CATALOG_SCHEMA
 from movierec_spark.schemas import TABLE_SCHEMAS
 
@@ -430,6 +431,29 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
         return None
     # The schema is known: without it Spark runs a job to read a file footer.
     return spark.read.schema(CATALOG_SCHEMA).parquet(str(target))
+
+ALS_FACTOR_TABLES = ("userFactors", "itemFactors")
+
+
+def read_als_factors(spark: SparkSession, als_dir: str | Path) -> dict[str, DataFrame]:
+    """The two factor tables of an ALSModel saved in ``als_dir``, by name (``userFactors``, ``itemFactors``).
+
+    Read as Parquet with their known schema (``schemas.ALS_FACTORS``:
+    ``id int, features array<float>``), so no Spark job runs, where
+    ``ALSModel.load`` runs three (its metadata file and a footer read per
+    table). A missing table is a MovieRecError.
+    """
+    tables = {}
+    for name in ALS_FACTOR_TABLES:
+        folder = Path(als_dir) / name
+        if not folder.is_dir():
+            raise MovieRecError(
+                f"{folder} is missing: the model's ALS factors are incomplete; "
+                "retrain it with ./spark-submit.sh jobs/train_als.py --output DIR"
+            )
+        tables[name] = spark.read.schema(ALS_FACTORS_SCHEMA).parquet(str(folder))
+    return tables
+
 
 # --- small result tables and report files ---
 

@@ -22,7 +22,16 @@ Saved layout (``save``/``load``)::
     DIR/user_bias/      Parquet: user_id int, user_bias double
     DIR/item_bias/      Parquet: movie_id int, item_bias double
     DIR/day_bias/       Parquet: user_id int, day long, day_bias double (if fitted)
-    DIR/als/            pyspark.ml ALSModel (absent for the bias baseline)
+    DIR/als/            pyspark.ml ALSModel (absent for the bias baseline): its
+                        metadata/ and the Parquet tables userFactors/, itemFactors/
+
+``load(spark, DIR, factors_only=True)`` reads those two tables directly
+(:class:`SavedFactors`) instead of through ``ALSModel.load``: loading then
+runs no Spark job, where ``ALSModel.load`` runs three (a one-task job for
+its metadata file and a Parquet footer read for each table, ~3 s on a cold
+JVM). Scoring, fold-in, top-N and similar movies only read the factor
+tables, so ``jobs/recommend.py`` and ``jobs/similar.py`` load that way; a
+model loaded so cannot be saved again (load it whole for that).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
 from movierec_spark import schemas
 from movierec_spark.releases import RatingScale
@@ -61,6 +70,26 @@ def day_of(timestamp: Column) -> Column:
     return F.floor(timestamp / F.lit(SECONDS_PER_DAY)).cast("long")
 
 
+@dataclass(frozen=True)
+class SavedFactors:
+    """The factor tables of a saved ALSModel, read as Parquet with their known schema.
+
+    What ``RecommenderModel.load(..., factors_only=True)`` puts in ``als``:
+    the two tables every scoring function here reads, named as on
+    ``ALSModel`` (``id int, features array<float>``). Not an ``ALSModel``:
+    it has no ``transform`` and cannot be saved.
+    """
+
+    userFactors: DataFrame
+    itemFactors: DataFrame
+
+    @classmethod
+    def read(cls, spark: SparkSession, als_dir: str | Path) -> "SavedFactors":
+        """The tables of the ALSModel saved in ``als_dir`` (no Spark job); a missing one is a MovieRecError."""
+        tables = io.read_als_factors(spark, als_dir)
+        return cls(userFactors=tables["userFactors"], itemFactors=tables["itemFactors"])
+
+
 @dataclass
 class RecommenderModel:
     """Damped biases plus (optionally) ALS factors of the residuals."""
@@ -68,7 +97,7 @@ class RecommenderModel:
     global_mean: float
     user_bias: DataFrame  # user_id, user_bias
     item_bias: DataFrame  # movie_id, item_bias
-    als: ALSModel | None
+    als: ALSModel | SavedFactors | None
     scale: RatingScale
     kind: str = KIND_EXPLICIT
     params: dict[str, Any] = field(default_factory=dict)
@@ -173,6 +202,11 @@ class RecommenderModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model under ``path`` (a folder that must not exist yet)."""
+        if isinstance(self.als, SavedFactors):
+            raise MovieRecError(
+                "this model was loaded with factors_only=True (its factor tables, not the ALSModel); "
+                "load it with RecommenderModel.load(spark, path) to save it again"
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
         self.user_bias.write.parquet(str(path / "user_bias"))
@@ -185,8 +219,14 @@ class RecommenderModel:
         (path / "metadata.json").write_text(json.dumps(self.metadata(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, spark: SparkSession, path: str | Path) -> "RecommenderModel":
-        """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
+    def load(cls, spark: SparkSession, path: str | Path, *, factors_only: bool = False) -> "RecommenderModel":
+        """Load a model saved by :meth:`save`; anything else is a MovieRecError.
+
+        ``factors_only=True`` reads the ALS factor tables as
+        :class:`SavedFactors` instead of loading the ``ALSModel``: no Spark
+        job runs (see the module docstring), and everything but :meth:`save`
+        works as on the whole model.
+        """
         path = Path(path)
         meta_path = path / "metadata.json"
         if not meta_path.is_file():
@@ -194,16 +234,18 @@ class RecommenderModel:
                 f"{path} is not a movierec model (no metadata.json); "
                 "train one with ./spark-submit.sh jobs/train_als.py --output DIR and pass DIR/model"
             )
+        meta = io.read_json(meta_path)
         try:
-            meta = json.loads(meta_path.read_text())
             version = meta["format_version"]
-        except (ValueError, KeyError) as exc:
-            raise MovieRecError(f"{meta_path} is damaged ({exc}); retrain the model") from None
+        except (KeyError, TypeError):
+            raise MovieRecError(f"{meta_path} is damaged (no format_version); retrain the model") from None
         if version != FORMAT_VERSION:
             raise MovieRecError(
                 f"{path} was saved in model format {version}; this version reads {FORMAT_VERSION}"
             )
-        als = ALSModel.load(str(path / "als")) if meta.get("has_factors") else None
+        als: ALSModel | SavedFactors | None = None
+        if meta.get("has_factors"):
+            als = SavedFactors.read(spark, path / "als") if factors_only else ALSModel.load(str(path / "als"))
         # Known schemas: without them Spark runs one job per table to read a file footer.
         read = spark.read
         return cls(

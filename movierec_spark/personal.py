@@ -121,10 +121,13 @@ class CustomRecommender:
         A model folder without ``catalog/`` gets the catalog rebuilt from the
         release that ``data_cfg`` (the ``[data]`` config section) names.
         ``settings`` default to ``conf/movierec.toml``'s ``[recommend]``.
+        The model's ALS factors are read as tables, not as an ``ALSModel``
+        (``factors_only=True``: everything here reads only the tables), so
+        loading runs no Spark job.
         """
         if settings is None:
             settings = RecommendSettings.from_config(load_config().get("recommend", {}))
-        model = RecommenderModel.load(spark, model_dir)
+        model = RecommenderModel.load(spark, model_dir, factors_only=True)
         catalog = read_catalog(spark, model_dir)
         if catalog is None:
             if data_cfg is None:

@@ -98,6 +98,15 @@ DAY_BIASES = StructType(
     ]
 )
 
+# The factor tables of a saved pyspark.ml ALSModel (its ``userFactors/`` and
+# ``itemFactors/`` Parquet folders): read with this schema, they cost no job.
+ALS_FACTORS = StructType(
+    [
+        StructField("id", IntegerType(), nullable=False),
+        StructField("features", ArrayType(FloatType(), containsNull=False), nullable=False),
+    ]
+)
+
 # Raw text lines before parsing: one string per input line.
 LINES = StructType([StructField("value", StringType(), nullable=True)])
 

@@ -1,19 +1,24 @@
-"""What makes a custom user's fold-in fast: the saved largest user id and the driver-side solve."""
+"""What makes a custom user's fold-in fast: the saved largest user id, the driver-side solve, the factors-only load."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
+from pyspark.ml.recommendation import ALSModel
 from pyspark.testing import assertDataFrameEqual
 
+from movierec_spark import MovieRecError
 from movierec_spark.foldin import FOLDED_USERS, fold_in, fold_in_local
-from movierec_spark.model import KIND_EXPLICIT, RecommenderModel
+from movierec_spark.io import read_catalog
+from movierec_spark.model import KIND_EXPLICIT, RecommenderModel, SavedFactors
 from movierec_spark.movie_table import collect_movie_table
-from movierec_spark.personal import CustomRecommender
+from movierec_spark.personal import CustomRecommender, RecommendSettings
 from movierec_spark.releases import WHOLE_STARS
-from tests.tiny_models import tiny_catalog, tiny_model
+from tests.tiny_models import saved_trained_model, tiny_catalog, tiny_model
 
 
 def _model(spark, factor_user_ids=()):
@@ -75,3 +80,58 @@ def test_driver_fold_in_of_no_ratings_is_an_empty_table(spark):
     empty = pd.DataFrame({"user_id": [], "movie_id": [], "rating": []})
     assert list(fold_in_local(model, movies, empty).columns) == FOLDED_USERS.names
     assert fold_in_local(model, movies, empty).empty
+
+
+# --- loading a saved model's factor tables without ALSModel.load ---
+
+
+def _jobs_while(spark, group, action):
+    """``action()``'s result and the ids of the Spark jobs it ran (tagged with job group ``group``)."""
+    sc = spark.sparkContext
+    sc.setJobGroup(group, group)
+    try:
+        result = action()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return result, sc.statusTracker().getJobIdsForGroup(group)
+
+
+def test_factors_only_load_runs_no_job_and_recommends_like_the_whole_model(spark, tmp_path_factory):
+    path = saved_trained_model(spark, tmp_path_factory)
+    whole, whole_jobs = _jobs_while(spark, "load-whole", lambda: RecommenderModel.load(spark, path))
+    light, light_jobs = _jobs_while(
+        spark, "load-factors", lambda: RecommenderModel.load(spark, path, factors_only=True)
+    )
+    assert isinstance(whole.als, ALSModel) and whole_jobs  # ALSModel.load runs jobs: what is saved
+    assert isinstance(light.als, SavedFactors) and light_jobs == []
+    assertDataFrameEqual(light.als.itemFactors, whole.als.itemFactors, rtol=0, atol=0)
+    assertDataFrameEqual(light.als.userFactors, whole.als.userFactors, rtol=0, atol=0)
+    pairs = spark.createDataFrame([(1, 1), (2, 8), (3, 15), (99, 2)], "user_id int, movie_id int")
+    assertDataFrameEqual(light.predict(pairs), whole.predict(pairs), rtol=0, atol=0)
+
+    catalog = read_catalog(spark, path)
+    tables = []
+    for model in (whole, light):
+        recommender = CustomRecommender(spark, model, catalog)
+        rated = recommender.ratings_frame(recommender.ratings_from_pairs("me", [(1, 5.0), (4, 4.5), (9, 1.0)]))
+        movies = recommender.collect_movie_table()
+        tables.append(recommender.top_n(rated, recommender.fold_in(rated, movies), movies, n=5, min_ratings=0))
+    assert len(tables[0]) == 5
+    pd.testing.assert_frame_equal(tables[1], tables[0])
+
+
+def test_a_model_missing_its_factors_is_a_clear_error(spark, tmp_path_factory, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(saved_trained_model(spark, tmp_path_factory), copy)
+    shutil.rmtree(copy / "als" / "itemFactors")
+    with pytest.raises(MovieRecError, match="itemFactors is missing.*retrain"):
+        RecommenderModel.load(spark, copy, factors_only=True)
+    with pytest.raises(MovieRecError, match="itemFactors is missing"):
+        CustomRecommender.load(spark, copy, RecommendSettings())
+
+
+def test_a_factors_only_model_is_not_saved_again(spark, tmp_path_factory, tmp_path):
+    light = RecommenderModel.load(spark, saved_trained_model(spark, tmp_path_factory), factors_only=True)
+    with pytest.raises(MovieRecError, match="factors_only"):
+        light.save(tmp_path / "again")
+    assert not (tmp_path / "again").exists()

@@ -70,7 +70,7 @@ def day_of(timestamp: Column) -> Column:
     return F.floor(timestamp / F.lit(SECONDS_PER_DAY)).cast("long")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # DataFrames: compared by identity
 class SavedFactors:
     """The factor tables of a saved ALSModel, read as Parquet with their known schema.
 

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                  metavar=None, help="constrain ALS factors to be non-negative")
     cli.add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=cli.positive_int, help="ALS user blocks")
     cli.add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=cli.positive_int, help="ALS item blocks")
+    cli.add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=cli.non_negative_int, metavar="N",
+                 help="size the ALS blocks to the training ratings: one per N, at least one per core, "
+                      "at most --num-user/item-blocks; 0: the block counts as given")
     cli.add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=cli.positive_int,
                  help="checkpoint ALS every N iterations")
     cli.add_flag(model, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
@@ -204,6 +207,31 @@ def als_params(cfg: Config):
     from movierec_spark.fit import AlsParams
 
     return AlsParams.from_config(_section(cfg, "als"))
+
+
+def ratings_per_block(cfg: Config) -> int:
+    """``[als] ratings_per_block``, checked (0, the block counts as given, when unset)."""
+    value = _section(cfg, "als").get("ratings_per_block", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MovieRecError(f"[als] ratings_per_block must be a whole number of 0 or more, got {value!r}")
+    return value
+
+
+def sized_to(params, cfg: Config, rows: int | None, parallelism: int | None):
+    """``params`` with ALS blocks sized to ``rows`` training ratings (``[als] ratings_per_block``).
+
+    Unchanged when ``ratings_per_block`` is 0 or the row count is unknown;
+    the configured block counts are the most it gives.
+    """
+    from movierec_spark.fit import sized_blocks
+
+    per_block = ratings_per_block(cfg)
+    if not per_block or rows is None or parallelism is None:
+        return params
+    return params.with_(
+        num_user_blocks=sized_blocks(rows, parallelism, per_block, params.num_user_blocks),
+        num_item_blocks=sized_blocks(rows, parallelism, per_block, params.num_item_blocks),
+    )
 
 
 def implicit_params(cfg: Config):
@@ -305,6 +333,7 @@ def validate(cfg: Config) -> None:
     validate_data_and_split(cfg)
     als_params(cfg).validate()
     implicit_params(cfg).validate()
+    ratings_per_block(cfg)
     bias_params(cfg).validate()
     ease_params(cfg)
     topn_blend_weights(cfg)
@@ -406,12 +435,21 @@ def blend_settings(cfg: Config) -> dict[str, Any]:
 
 
 class _Fitters:
-    """Fits any rating model on a ratings frame, one bias baseline per frame."""
+    """Fits any rating model on a ratings frame, one bias baseline per frame.
 
-    def __init__(self, cfg: Config, scale):
+    ``rows`` (the training ratings) and ``parallelism`` (the session's
+    default) size the ALS blocks when ``[als] ratings_per_block`` asks for it.
+    """
+
+    def __init__(self, cfg: Config, scale, rows: int | None = None, parallelism: int | None = None):
         self.cfg = cfg
         self.scale = scale
+        self.rows = rows
+        self.parallelism = parallelism
         self._baselines: dict[int, tuple[Any, Any]] = {}
+
+    def als(self, params):
+        return sized_to(params, self.cfg, self.rows, self.parallelism)
 
     def baseline(self, data):
         from movierec_spark import fit
@@ -439,14 +477,16 @@ class _Fitters:
         if name == BIAS:
             return self.baseline(data)
         if name == ALS_MODEL:
-            return fit.fit_biased_als(data, self.scale, als_params(self.cfg), bias_params(self.cfg), self.baseline(data))
+            return fit.fit_biased_als(
+                data, self.scale, self.als(als_params(self.cfg)), bias_params(self.cfg), self.baseline(data)
+            )
         if name in (ITEM_KNN, USER_KNN):
             model = fit_knn(data, self.baseline(data), knn_params(self.cfg, name))
             model.similarities.count()  # computed here, so the fit stage's time is the fit's
             return model
         if name == IMPLICIT:
             confidence = _section(self.cfg, "implicit").get("confidence", "binary")
-            return fit.fit_implicit_als(data, self.scale, implicit_params(self.cfg), confidence)
+            return fit.fit_implicit_als(data, self.scale, self.als(implicit_params(self.cfg)), confidence)
         if name == POPULARITY:
             return fit.fit_popularity_model(data, self.scale)
         if name == EASE:
@@ -456,17 +496,18 @@ class _Fitters:
         raise MovieRecError(f"unknown model {name!r}")  # pragma: no cover - names are checked first
 
 
-def fit_models(train, scale, cfg: Config, timer) -> tuple[dict[str, Any], dict[str, Any]]:
+def fit_models(train, scale, cfg: Config, timer, rows: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit every model in ``[evaluate] models``.
 
     Returns ``(name -> model with predict, name -> extra metrics)``; the
     blend's extra is its validation report (weights, each member's
-    validation RMSE, whether it beat them all).
+    validation RMSE, whether it beat them all). ``rows``: the training
+    ratings, known already, which size the ALS blocks (``[als] ratings_per_block``).
     """
     from movierec_spark import blend as B
 
     wanted = models_wanted(cfg)
-    fitters = _Fitters(cfg, scale)
+    fitters = _Fitters(cfg, scale, rows, train.sparkSession.sparkContext.defaultParallelism)
     extra: dict[str, Any] = {}
     report = None
     first: dict[str, Any] = {}
@@ -645,7 +686,7 @@ def read_custom_users(cfg: Config, catalog, scale):
     return ratings, index
 
 
-def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale):
+def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale, rows=None):
     """Top-N table of the custom users (movierec_spark.personal; pandas), and their first user id.
 
     ``[recommend] method``: ``foldin`` solves each custom user against the
@@ -661,7 +702,8 @@ def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_rating
     rated = recommender.ratings_frame(custom_ratings, first_id)
     if settings.method == METHOD_RETRAIN:
         if model.als is not None:
-            refit = lambda everything: fit.fit_biased_als(everything, scale, als_params(cfg), bias_params(cfg))  # noqa: E731
+            params = sized_to(als_params(cfg), cfg, rows, spark.sparkContext.defaultParallelism)
+            refit = lambda everything: fit.fit_biased_als(everything, scale, params, bias_params(cfg))  # noqa: E731
         else:
             refit = lambda everything: fit.fit_bias_model(everything, scale, bias_params(cfg))  # noqa: E731
         custom_df = recommender.custom_frame(custom_ratings, first_id).cache()
@@ -805,7 +847,7 @@ def run(spark, cfg: Config) -> int:
                 "%d training and %d test ratings (%d test rows with a user or movie unseen in training)",
                 counts["train_rows"], counts["test_rows"], counts["cold_rows"],
             )
-        models, extra = fit_models(train, scale, cfg, timer)
+        models, extra = fit_models(train, scale, cfg, timer, counts["train_rows"])
         with timer.stage("score test"):
             scored_test, column_of = score_test(models, flagged_test)
             scored_test = scored_test.cache()
@@ -835,7 +877,8 @@ def run(spark, cfg: Config) -> int:
         elif custom_ratings:
             with timer.stage("recommend"):
                 recs, first_id = recommend_for_custom_users(
-                    spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale
+                    spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale,
+                    counts["train_rows"],
                 )
                 recs_table = recs
                 recs = to_spark(spark, recs_table, TOP_N_SCHEMA)

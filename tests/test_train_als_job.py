@@ -10,6 +10,7 @@ from jobs import train_als as job
 from movierec_spark import blend as B
 from movierec_spark import cli
 from movierec_spark.model import RecommenderModel
+from movierec_spark.progress import StageTimer
 from tests.tiny_release import tiny_release
 
 
@@ -50,6 +51,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[topn_blend]\nnormalise = \"rank\"\n", "[topn_blend] normalise"),
         ("[blend]\nmembers = [\"als\", \"popularity\"]\n", "[blend] members"),
         ("[blend]\nsupport = \"yes\"\n", "[blend] support"),
+        ("[als]\nratings_per_block = -1\n", "[als] ratings_per_block"),
     ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
@@ -162,3 +164,42 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
         # differ in their last bits; anything beyond that is a real change.
         for key in ("rmse", "mae", "r2", "ndcg@3", "precision@3"):
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)
+
+
+@pytest.mark.parametrize("per_block, rows, parallelism, blocks", [
+    (0, 80_000, 2, (10, 7)),  # off: the counts as given
+    (2_000_000, 80_000, 2, (2, 2)),  # small: one block per core
+    (2_000_000, 9_000_001, 2, (5, 5)),  # one per 2M ratings, rounded up
+    (2_000_000, 20_000_076, 2, (10, 7)),  # ml-25m's training split: the counts as given, the most
+    (1_000, 80_000, 3, (10, 7)),
+    (2_000_000, 80_000, 16, (10, 7)),  # a cluster's cores, capped by the counts
+])
+def test_ratings_per_block_sizes_the_als_blocks(per_block, rows, parallelism, blocks):
+    parser = job.build_parser()
+    cfg = cli.build_config(parser.parse_args(
+        ["--output", "unused", "--num-user-blocks", "10", "--num-item-blocks", "7", "--ratings-per-block", str(per_block)]
+    ))
+    sized = job.sized_to(job.als_params(cfg), cfg, rows, parallelism)
+    assert (sized.num_user_blocks, sized.num_item_blocks) == blocks
+    # The row count unknown: unchanged.
+    assert job.sized_to(job.als_params(cfg), cfg, None, parallelism).num_user_blocks == 10
+
+
+def test_fitted_als_has_the_sized_blocks(spark):
+    from movierec_spark.releases import WHOLE_STARS
+
+    ratings = spark.createDataFrame(
+        [(u, m, float(1 + (u * m) % 5)) for u in range(1, 9) for m in range(1, 7)], "user_id int, movie_id int, rating float"
+    ).cache()
+    parser = job.build_parser()
+    cfg = cli.build_config(parser.parse_args(
+        ["--output", "unused", "--models", "als", "--rank", "2", "--max-iter", "2", "--ratings-per-block", "1000000"]
+    ))
+    cfg["bias"] = {**cfg["bias"], "day_bias": False}
+    job.validate(cfg)
+    models, _ = job.fit_models(ratings, WHOLE_STARS, cfg, StageTimer(), rows=48)
+    cores = spark.sparkContext.defaultParallelism
+    blocks = min(cores, 10)  # 48 ratings: one block per core, the shipped 10 at most
+    assert models["als"].params["num_user_blocks"] == blocks and models["als"].params["num_item_blocks"] == blocks
+    assert models["als"].als.userFactors.rdd.getNumPartitions() == blocks
+    assert models["als"].als.itemFactors.rdd.getNumPartitions() == blocks

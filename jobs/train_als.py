@@ -399,6 +399,46 @@ def make_split(spark, cfg: Config, loaded):
     ), {}
 
 
+# Ratings per partition of the cached training and test ratings (about
+# 20 MB of cached columns): what a task handles before more partitions help.
+RATINGS_PER_PARTITION = 1_000_000
+
+
+def known_ratings(loaded) -> int | None:
+    """The release's number of ratings without a Spark job, or None.
+
+    From ``ingest_report.json`` when the tables were ingested, else the
+    count the release's README publishes (none for unknown releases).
+    """
+    from movierec_spark.releases import RELEASES
+
+    rows = ((loaded.report or {}).get("summary") or {}).get("ratings")
+    if isinstance(rows, int) and not isinstance(rows, bool):
+        return rows
+    release = RELEASES.get(loaded.name)
+    return release.published_ratings if release is not None else None
+
+
+def working_partitions(rows: int | None, parallelism: int) -> int | None:
+    """Partitions for the cached training and test ratings of ``rows`` ratings (None: unknown, keep them).
+
+    One per :data:`RATINGS_PER_PARTITION` ratings, at least one per core.
+    Every later stage runs a task per partition of these frames (ALS
+    partitions its input into its own blocks), so on a small release the
+    random split's 16 partitions are mostly per-task overhead. Only ever
+    fewer than the split made (:func:`fewer_partitions`): ml-25m asks for
+    25 and keeps its 16.
+    """
+    if rows is None:
+        return None
+    return max(parallelism, -(-rows // RATINGS_PER_PARTITION), 1)
+
+
+def fewer_partitions(frame, partitions: int | None):
+    """``frame`` in at most ``partitions`` partitions (``coalesce``: no shuffle, same rows); None: as it is."""
+    return frame if partitions is None else frame.coalesce(partitions)
+
+
 def knn_params(cfg: Config, name: str):
     """``KNNParams`` of ``item_knn`` or ``user_knn`` from their config section."""
     from movierec_spark.knn import ITEM_BASED, USER_BASED, KNNParams
@@ -834,8 +874,11 @@ def run(spark, cfg: Config) -> int:
             split, rejected = make_split(spark, cfg, loaded)
             # Timestamps stay: the user-day bias ([bias] day_bias) uses them.
             keep = [c for c in (C.USER_ID, C.MOVIE_ID, C.RATING, C.TIMESTAMP) if c in split.train.columns]
-            train = split.train.select(*keep).cache()
-            flagged_test = E.with_cold_flags(split.test.select(*keep), train).cache()
+            # Fewer partitions when the data is small (the same rows: the
+            # split is decided before, per split partition).
+            parts = working_partitions(known_ratings(loaded), spark.sparkContext.defaultParallelism)
+            train = fewer_partitions(split.train.select(*keep), parts).cache()
+            flagged_test = E.with_cold_flags(fewer_partitions(split.test.select(*keep), parts), train).cache()
             counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test), **rejected}
             split.release()
             if counts["train_rows"] == 0 or counts["test_rows"] == 0:

@@ -203,3 +203,30 @@ def test_fitted_als_has_the_sized_blocks(spark):
     assert models["als"].params["num_user_blocks"] == blocks and models["als"].params["num_item_blocks"] == blocks
     assert models["als"].als.userFactors.rdd.getNumPartitions() == blocks
     assert models["als"].als.itemFactors.rdd.getNumPartitions() == blocks
+
+
+@pytest.mark.parametrize("rows, parallelism, partitions", [
+    (None, 2, None),  # unknown: the split's own
+    (100_836, 2, 2),  # ml-latest-small: one per core
+    (100_836, 4, 4),
+    (2_500_000, 2, 3),  # one per million ratings, rounded up
+    (25_000_095, 2, 26),  # more than the split's 16: coalesce keeps the 16
+])
+def test_working_partitions_follow_the_ratings(rows, parallelism, partitions):
+    assert job.working_partitions(rows, parallelism) == partitions
+
+
+def test_known_ratings_come_from_the_ingest_report_else_the_release():
+    from types import SimpleNamespace
+
+    assert job.known_ratings(SimpleNamespace(name="ml-100k", report={"summary": {"ratings": 1234}})) == 1234
+    assert job.known_ratings(SimpleNamespace(name="ml-100k", report=None)) == 100_000
+    assert job.known_ratings(SimpleNamespace(name="synthetic", report=None)) is None
+
+
+def test_fewer_partitions_keeps_the_rows(spark):
+    frame = spark.range(40, numPartitions=8)
+    fewer = job.fewer_partitions(frame, 3)
+    assert fewer.rdd.getNumPartitions() == 3 and sorted(fewer.collect()) == sorted(frame.collect())
+    assert job.fewer_partitions(frame, 20).rdd.getNumPartitions() == 8  # never more
+    assert job.fewer_partitions(frame, None) is frame

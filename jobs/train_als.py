@@ -220,17 +220,23 @@ def ratings_per_block(cfg: Config) -> int:
 def sized_to(params, cfg: Config, rows: int | None, parallelism: int | None):
     """``params`` with ALS blocks sized to ``rows`` training ratings (``[als] ratings_per_block``).
 
-    Unchanged when ``ratings_per_block`` is 0 or the row count is unknown;
-    the configured block counts are the most it gives.
+    One block per ``ratings_per_block`` ratings, at least one per core, at
+    most the configured counts (:func:`movierec_spark.sizing.pieces`): an
+    ALS iteration runs a task per block and stage, so on a small release
+    every block beyond one per core is overhead, and ml-25m's 20M training
+    ratings keep 10 x 10 with 2,000,000. ALS seeds each block's initial
+    factors with the seed and the block id, so another count is the same
+    model from another random start. Unchanged when ``ratings_per_block``
+    is 0 or the row count is unknown.
     """
-    from movierec_spark.fit import sized_blocks
+    from movierec_spark.sizing import pieces
 
     per_block = ratings_per_block(cfg)
     if not per_block or rows is None or parallelism is None:
         return params
     return params.with_(
-        num_user_blocks=sized_blocks(rows, parallelism, per_block, params.num_user_blocks),
-        num_item_blocks=sized_blocks(rows, parallelism, per_block, params.num_item_blocks),
+        num_user_blocks=pieces(rows, per_block, parallelism, params.num_user_blocks),
+        num_item_blocks=pieces(rows, per_block, parallelism, params.num_item_blocks),
     )
 
 
@@ -429,9 +435,9 @@ def working_partitions(rows: int | None, parallelism: int) -> int | None:
     fewer than the split made (:func:`fewer_partitions`): ml-25m asks for
     25 and keeps its 16.
     """
-    if rows is None:
-        return None
-    return max(parallelism, -(-rows // RATINGS_PER_PARTITION), 1)
+    from movierec_spark.sizing import pieces
+
+    return None if rows is None else pieces(rows, RATINGS_PER_PARTITION, parallelism)
 
 
 def fewer_partitions(frame, partitions: int | None):

@@ -158,31 +158,6 @@ class BiasParams:
             raise MovieRecError(f"bias_iterations must be a whole number of 1 or more, got {self.bias_iterations!r}")
 
 
-def sized_blocks(rows: int, parallelism: int, ratings_per_block: int, most: int) -> int:
-    """ALS blocks for ``rows`` training ratings: one per ``ratings_per_block``,
-    at least ``parallelism`` (every core gets a block), at most ``most``.
-
-    An ALS iteration runs a task per block and stage, so on a small data set
-    every block beyond one per core is task and shuffle overhead; the cap
-    keeps large fits at the configured count (``ratings_per_block``
-    2,000,000 and ``most`` 10 give ml-25m's 20M training ratings Spark's
-    default of 10). The blocks decide each factor's random start (ALS seeds
-    every block's initial factors with the seed and the block id), so
-    another count is the same model from another random start.
-
-    >>> sized_blocks(80_000, 2, 2_000_000, 10), sized_blocks(20_000_076, 2, 2_000_000, 10)
-    (2, 10)
-    """
-    for name, value in (("rows", rows), ("parallelism", parallelism)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a whole number of 0 or more, got {value!r}")
-    for name, value in (("ratings_per_block", ratings_per_block), ("most", most)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number of 1 or more, got {value!r}")
-    wanted = max(parallelism, -(-rows // ratings_per_block), 1)
-    return min(wanted, most)
-
-
 # --- helpers ---
 
 

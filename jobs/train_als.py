@@ -440,6 +440,26 @@ def working_partitions(rows: int | None, parallelism: int) -> int | None:
     return None if rows is None else pieces(rows, RATINGS_PER_PARTITION, parallelism)
 
 
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+
+
+def fewer_shuffle_partitions(spark, partitions: int | None) -> str | None:
+    """Lower the session's ``spark.sql.shuffle.partitions`` to ``partitions``; the value to restore, or None.
+
+    Adaptive execution coalesces small shuffles, but not the tables the
+    job caches or checkpoints (the bias tables, the catalog, the top-N
+    input): on ml-latest-small they kept 16 partitions, so every later job
+    reading them and every write of them ran 16 tasks. Never raised:
+    ml-25m keeps conf/spark-defaults.conf's 16.
+    """
+    current = spark.conf.get(SHUFFLE_PARTITIONS)
+    if partitions is None or partitions >= int(current):
+        return None
+    spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
+    log.info("%d shuffle partitions (sized to the ratings; %s configured)", partitions, current)
+    return current
+
+
 def fewer_partitions(frame, partitions: int | None):
     """``frame`` in at most ``partitions`` partitions (``coalesce``: no shuffle, same rows); None: as it is."""
     return frame if partitions is None else frame.coalesce(partitions)
@@ -869,6 +889,7 @@ def run(spark, cfg: Config) -> int:
     checkpoint_dir, tmp_checkpoints = _checkpoint_dir(spark, cfg)
     k = int(cfg["evaluate"]["k"])
     ranking = bool(cfg["evaluate"].get("ranking_metrics", True))
+    shuffle_before = None
     try:
         with timer.stage("load"):
             loaded = load_release(spark, cfg)
@@ -876,13 +897,14 @@ def run(spark, cfg: Config) -> int:
         with timer.stage("custom ratings"):
             catalog = build_catalog(movies, ratings).cache()
             custom_ratings, title_index = read_custom_users(cfg, catalog, scale)
+        parts = working_partitions(known_ratings(loaded), spark.sparkContext.defaultParallelism)
+        shuffle_before = fewer_shuffle_partitions(spark, parts)
         with timer.stage("split"):
             split, rejected = make_split(spark, cfg, loaded)
             # Timestamps stay: the user-day bias ([bias] day_bias) uses them.
             keep = [c for c in (C.USER_ID, C.MOVIE_ID, C.RATING, C.TIMESTAMP) if c in split.train.columns]
             # Fewer partitions when the data is small (the same rows: the
             # split is decided before, per split partition).
-            parts = working_partitions(known_ratings(loaded), spark.sparkContext.defaultParallelism)
             train = fewer_partitions(split.train.select(*keep), parts).cache()
             flagged_test = E.with_cold_flags(fewer_partitions(split.test.select(*keep), parts), train).cache()
             counts = {"train_rows": train.count(), **E.cold_start_counts(flagged_test), **rejected}
@@ -975,6 +997,8 @@ def run(spark, cfg: Config) -> int:
         metrics["stages"] = dict(timer.seconds)
         io.write_json(output / "metrics.json", {**metrics, "wall_seconds": time.perf_counter() - started})
     finally:
+        if shuffle_before is not None:
+            spark.conf.set(SHUFFLE_PARTITIONS, shuffle_before)
         if tmp_checkpoints:
             shutil.rmtree(tmp_checkpoints, ignore_errors=True)
 

@@ -230,3 +230,18 @@ def test_fewer_partitions_keeps_the_rows(spark):
     assert fewer.rdd.getNumPartitions() == 3 and sorted(fewer.collect()) == sorted(frame.collect())
     assert job.fewer_partitions(frame, 20).rdd.getNumPartitions() == 8  # never more
     assert job.fewer_partitions(frame, None) is frame
+
+
+def test_fewer_shuffle_partitions_only_lowers_and_says_what_to_restore(spark):
+    before = spark.conf.get(job.SHUFFLE_PARTITIONS)
+    try:
+        assert job.fewer_shuffle_partitions(spark, int(before) + 5) is None
+        assert job.fewer_shuffle_partitions(spark, None) is None
+        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == before
+        assert job.fewer_shuffle_partitions(spark, 1) == before
+        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == "1"
+        from pyspark.sql import functions as F
+
+        assert spark.range(10).groupBy((F.col("id") % 3).alias("k")).count().rdd.getNumPartitions() == 1
+    finally:
+        spark.conf.set(job.SHUFFLE_PARTITIONS, before)

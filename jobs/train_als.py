@@ -447,8 +447,8 @@ def fewer_shuffle_partitions(spark, partitions: int | None) -> str | None:
     """Lower the session's ``spark.sql.shuffle.partitions`` to ``partitions``; the value to restore, or None.
 
     Adaptive execution coalesces small shuffles, but not the tables the
-    job caches or checkpoints (the bias tables, the catalog, the top-N
-    input): on ml-latest-small they kept 16 partitions, so every later job
+    job checkpoints (the bias tables) nor joins with them (the top-N
+    input), which keep their hash partitions: on ml-latest-small every job
     reading them and every write of them ran 16 tasks. Never raised:
     ml-25m keeps conf/spark-defaults.conf's 16.
     """

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RATING_MODELS = "global_mean,bias,als,item_knn,user_knn,blend"
-RANKING_MODELS = "bias,als,implicit,ease,topn_blend,popularity"
+RANKING_MODELS = "bias,als,implicit,ease,rp3beta,topn_blend,popularity"
 
 
 def run_job(args: list[str], output: Path) -> dict:

@@ -1,7 +1,8 @@
-"""Where the top-N blend's settings come from: EASE's λ, the weight, the normalisation.
+"""Where the top-N blend's settings come from: EASE's λ, RP3beta's, the weights, the normalisation.
 
     ./spark-submit.sh bench/topn_grid.py [--data ../shared/data/movielens] [--seeds 7,8,9]
-        [--normalise none,max,zscore] [--validation-fraction 0.25] [--implicit-reg 1.0]
+        [--normalise none,max,zscore,rrf] [--validation-fraction 0.25] [--implicit-reg 1.0]
+        [--ease-reg 200,...] [--rp3-alpha 0.5,1.0 --rp3-beta 0.2,0.4 [--rp3-neighbours 200]]
 
 On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
 protocol's), the TEST part is set aside and never read. The training part
@@ -16,6 +17,13 @@ every (regParam, normalisation, λ, EASE weight) point by nDCG@10 of the top 10 
 movies against the held-out slice. It prints the grid sorted by mean
 nDCG@10 over the seeds; the best point is what ``[ease] reg_param`` and
 ``[topn_blend] weights`` and ``normalise`` (and ``[implicit] reg_param``) ship.
+
+With ``--rp3-alpha`` RP3beta joins as a third member: its weights come
+from the library's ``rp3beta.co_walks`` (once per alpha) and
+``rp3beta_weights`` (per beta) in Spark, and the weights searched are every
+(implicit, EASE, RP3beta) triple summing to 1 in steps of 0.1 (RP3beta 0 is
+the two-member blend, so the shipped point is in the same run). The best
+point with RP3beta is what ``[rp3beta]`` ships if it beats the best without.
 
 What ships was chosen with ``--validation-fraction 0.1 --implicit-reg
 0.5,1.0 --normalise none,max`` (conf/movierec.toml ``[topn_blend]``): a
@@ -47,6 +55,30 @@ sys.path.insert(0, str(ROOT))
 LAMBDAS = (200.0, 300.0, 500.0, 700.0, 1000.0)
 EASE_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)  # 0: implicit ALS alone; 1: EASE alone
 K = 10
+STEPS = 10  # the three-member weights: multiples of 1 / STEPS summing to 1
+
+
+def weight_points(three: bool) -> list[tuple[float, float, float]]:
+    """(implicit, EASE, RP3beta) weights: EASE_WEIGHTS without RP3beta, else the 0.1 simplex."""
+    if not three:
+        return [(1 - w, w, 0.0) for w in EASE_WEIGHTS]
+    return [(a / STEPS, b / STEPS, (STEPS - a - b) / STEPS) for a in range(STEPS + 1) for b in range(STEPS + 1 - a)]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` highest columns, highest first, ties to the lower column.
+
+    The order of ``np.argsort(-scores, kind="stable")[:, :k]``, about ten
+    times faster: a partition finds each row's top ``k``, and only rows with
+    a tie at the k-th place are fully sorted.
+    """
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(scores, top, axis=1)
+    top = np.take_along_axis(top, np.lexsort((top, -values), axis=1), axis=1)
+    tied = (scores >= values.min(axis=1, keepdims=True)).sum(axis=1) > k
+    if tied.any():
+        top[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    return top
 
 
 def ndcg_at_k(scores: np.ndarray, train: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
@@ -58,7 +90,7 @@ def ndcg_at_k(scores: np.ndarray, train: np.ndarray, held_out: np.ndarray, k: in
     candidates = train.any(axis=0)
     scores = np.where(train | ~candidates[None, :], -np.inf, scores)
     users = np.flatnonzero(held_out.any(axis=1))
-    top = np.argsort(-scores[users], axis=1, kind="stable")[:, :k]
+    top = top_k(scores[users], k)
     hits = held_out[users[:, None], top]
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.array([discount[: min(n, k)].sum() for n in held_out[users].sum(axis=1)])
@@ -73,13 +105,18 @@ def main() -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.25,
                         help="share of each user's training ratings held out for validation (shipped: 0.1)")
     parser.add_argument("--implicit-reg", default="", help="[implicit] reg_param values to try (default: the shipped one)")
+    parser.add_argument("--ease-reg", default=",".join(f"{lam:g}" for lam in LAMBDAS), help="[ease] reg_param values to try")
+    parser.add_argument("--rp3-alpha", default="", help="[rp3beta] alpha values to try (default: no RP3beta member)")
+    parser.add_argument("--rp3-beta", default="0.0,0.2,0.4", help="[rp3beta] beta values to try (with --rp3-alpha)")
+    parser.add_argument("--rp3-neighbours", type=int, default=0, help="[rp3beta] neighbours (default: the shipped one)")
     args = parser.parse_args()
 
     from movierec_spark import columns as C
     from movierec_spark.config import load_config
-    from movierec_spark.ease import check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune
+    from movierec_spark.ease import SOURCE, WEIGHT, check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune
     from movierec_spark.fit import fit_implicit_als
     from movierec_spark.load import load_data
+    from movierec_spark.rp3beta import Rp3BetaParams, co_walks, rp3beta_weights
     from movierec_spark.session import build_session, set_checkpoint_dir
     from movierec_spark.split import stratified_split
     from jobs.train_als import implicit_params
@@ -88,6 +125,12 @@ def main() -> int:
     cfg = load_config()
     shipped = implicit_params(cfg)
     regs = [float(r) for r in args.implicit_reg.split(",")] if args.implicit_reg else [float(shipped.reg_param)]
+    lambdas = [float(lam) for lam in args.ease_reg.split(",")]
+    neighbours = args.rp3_neighbours or Rp3BetaParams.from_config(cfg.get("rp3beta", {})).neighbours
+    rp3_points = [
+        Rp3BetaParams(alpha=float(a), beta=float(b), neighbours=neighbours).validate()
+        for a in args.rp3_alpha.split(",") if a for b in args.rp3_beta.split(",")
+    ]
     spark = build_session("topn_grid")
     checkpoints = tempfile.mkdtemp(prefix="topn_grid_")
     set_checkpoint_dir(spark, checkpoints)
@@ -117,7 +160,11 @@ def main() -> int:
             out[name] = matrix
         return out
 
-    results: dict[tuple[float, str, float, float], list[float]] = {}
+    def rp3_label(point) -> str:
+        return "-" if point is None else f"{point.alpha:g}/{point.beta:g}"
+
+    # (ALS reg, normalise, λ, RP3beta alpha/beta, (implicit, EASE, RP3beta) weights) -> nDCG per seed
+    results: dict[tuple, list[float]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         part = stratified_split(train, args.validation_fraction, seed)
         fit_part = part.train.cache()
@@ -134,25 +181,39 @@ def main() -> int:
             scores[f"implicit_{regs.index(reg)}"] = u @ v.T
         ids = np.array(item_index(fit_part, movies))
         gram = gram_matrix(fit_part, ids.tolist())
-        for lam in LAMBDAS:
+        for lam in lambdas:
             b = np.zeros((movies, movies))
             rows, cols, vals = prune(ease_weights(gram, lam), int(cfg["ease"]["neighbours"]))
             b[ids[rows], ids[cols]] = vals
             scores[f"ease_{lam:g}"] = x @ b
+        for alpha in dict.fromkeys(p.alpha for p in rp3_points):
+            walks = co_walks(fit_part, alpha).cache()
+            for point in (p for p in rp3_points if p.alpha == alpha):
+                w = np.zeros((movies, movies))
+                table = rp3beta_weights(walks, fit_part, point).toPandas()
+                w[table[SOURCE].to_numpy(), table[C.MOVIE_ID].to_numpy()] = table[WEIGHT].to_numpy()
+                scores[f"rp3_{rp3_label(point)}"] = x @ w
+            walks.unpersist()
         candidates = ~x & x.any(axis=0)[None, :]
         for how in normalisations:
             members = rescaled(scores, candidates, how)
-            for reg, lam, w in itertools.product(regs, LAMBDAS, EASE_WEIGHTS):
-                blend = (1 - w) * members[f"implicit_{regs.index(reg)}"] + w * members[f"ease_{lam:g}"]
-                score = ndcg_at_k(blend, x, held_out)
-                results.setdefault((reg, how, lam, w), []).append(score)
-                print(f"seed {seed}  ALS reg {reg:g}  {how}  λ {lam:g}  EASE weight {w:g}  nDCG@{K} {score:.4f}", flush=True)
+            for reg, lam, (wi, we, wr) in itertools.product(regs, lambdas, weight_points(bool(rp3_points))):
+                for point in (rp3_points if wr > 0 else [None]):
+                    blend = wi * members[f"implicit_{regs.index(reg)}"] + we * members[f"ease_{lam:g}"]
+                    if point is not None:
+                        blend = blend + wr * members[f"rp3_{rp3_label(point)}"]
+                    score = ndcg_at_k(blend, x, held_out)
+                    results.setdefault((reg, how, lam, rp3_label(point), (wi, we, wr)), []).append(score)
+                    print(f"seed {seed}  ALS reg {reg:g}  {how}  λ {lam:g}  RP3beta {rp3_label(point)}  "
+                          f"weights {wi:g}/{we:g}/{wr:g}  nDCG@{K} {score:.4f}", flush=True)
         fit_part.unpersist()
 
     print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
-    print(f"{'ALS reg':>7} {'normalise':>9} {'λ':>8} {'EASE weight':>12} {'nDCG@10':>9}   per seed")
-    for (reg, how, lam, w), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
-        print(f"{reg:>7g} {how:>9} {lam:>8g} {w:>12g} {np.mean(scores):>9.4f}   " + " ".join(f"{s:.4f}" for s in scores))
+    print(f"{'ALS reg':>7} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} {'nDCG@10':>9}   per seed")
+    for (reg, how, lam, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
+        shares = "/".join(f"{w:g}" for w in weights)
+        print(f"{reg:>7g} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
+              + " ".join(f"{s:.4f}" for s in scores))
     spark.stop()
     shutil.rmtree(checkpoints, ignore_errors=True)
     return 0

@@ -8,8 +8,8 @@ the models named in ``[evaluate] models`` -- the global mean and damped-bias
 residuals), item- and user-based kNN on the same residuals, a blend of
 those (and of the implicit ALS and EASE scores) fitted on a validation
 slice of the training split, and for top-N
-ranking ALS with implicit preferences, EASE (item-to-item weights), a
-weighted sum of the two and a popularity baseline --
+ranking ALS with implicit preferences, EASE and RP3beta (item-to-item
+weights), a weighted sum of those and a popularity baseline --
 evaluates each on the test split, recommends top-N unseen movies for the
 people in ``conf/custom_ratings.csv`` (movies by id or title; folded into
 the biased ALS model, or refitted with ``--custom-method retrain``), and
@@ -65,17 +65,18 @@ BLEND = "blend"
 IMPLICIT = "implicit"
 POPULARITY = "popularity"
 EASE = "ease"
+RP3BETA = "rp3beta"
 TOPN_BLEND = "topn_blend"
-MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, EASE, TOPN_BLEND, POPULARITY)
+MODEL_NAMES = (GLOBAL_MEAN, BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, BLEND, IMPLICIT, EASE, RP3BETA, TOPN_BLEND, POPULARITY)
 # Models the blend can combine: the rating models, and the two ranking models
 # whose scores carry what the ratings' values do not (which movies a user
 # chose to rate: implicit ALS, EASE); the weights put every score on the
 # rating scale.
 BLEND_MEMBERS = (BIAS, ALS_MODEL, ITEM_KNN, USER_KNN, IMPLICIT, EASE)
 # Models the top-N blend can combine (each scores a ranking).
-TOPN_MEMBERS = (IMPLICIT, EASE, POPULARITY)
+TOPN_MEMBERS = (IMPLICIT, EASE, RP3BETA, POPULARITY)
 # Models whose scores are rankings, not ratings: no rmse/mae/r2.
-RANKING_ONLY = (IMPLICIT, EASE, TOPN_BLEND, POPULARITY)
+RANKING_ONLY = (IMPLICIT, EASE, RP3BETA, TOPN_BLEND, POPULARITY)
 # Not ranked: the global mean ties every movie; scoring every unseen movie of
 # every user with a neighbourhood model (and so the blend) costs a join per
 # user's rating and candidate, hours on a large release, and explicit-rating
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="confidence growth per unit of preference")
     cli.add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
                  help="preference of a rating: 1 (binary) or the rating itself")
-    cli.add_flag(implicit, "--topn-normalise", "topn_blend.normalise", choices=("none", "max", "zscore"),
+    cli.add_flag(implicit, "--topn-normalise", "topn_blend.normalise", choices=("none", "max", "zscore", "rrf"),
                  help="topn_blend: rescale each member's scores per user before adding them")
 
     evaluate = parser.add_argument_group("evaluation and output")
@@ -250,6 +251,12 @@ def ease_params(cfg: Config):
     from movierec_spark.ease import EaseParams
 
     return EaseParams.from_config(_section(cfg, "ease"))
+
+
+def rp3beta_params(cfg: Config):
+    from movierec_spark.rp3beta import Rp3BetaParams
+
+    return Rp3BetaParams.from_config(_section(cfg, "rp3beta"))
 
 
 def topn_blend_weights(cfg: Config) -> dict[str, float]:
@@ -342,6 +349,7 @@ def validate(cfg: Config) -> None:
     ratings_per_block(cfg)
     bias_params(cfg).validate()
     ease_params(cfg)
+    rp3beta_params(cfg)
     topn_blend_weights(cfg)
     topn_blend_normalise(cfg)
     confidence = _section(cfg, "implicit").get("confidence", "binary")
@@ -560,6 +568,10 @@ class _Fitters:
             from movierec_spark.ease import fit_ease
 
             return fit_ease(data, ease_params(self.cfg))
+        if name == RP3BETA:
+            from movierec_spark.rp3beta import fit_rp3beta
+
+            return fit_rp3beta(data, rp3beta_params(self.cfg))
         raise MovieRecError(f"unknown model {name!r}")  # pragma: no cover - names are checked first
 
 
@@ -787,11 +799,11 @@ def model_params(model) -> dict[str, Any]:
     from dataclasses import asdict
 
     from movierec_spark.blend import BlendModel
-    from movierec_spark.ease import EaseModel, TopNBlend
+    from movierec_spark.ease import ItemWeightsModel, TopNBlend
     from movierec_spark.knn import KNNModel
 
-    if isinstance(model, EaseModel):
-        return {"model": EASE, **asdict(model.params)}
+    if isinstance(model, ItemWeightsModel):
+        return {"model": model.NAME, **asdict(model.params)}
     if isinstance(model, TopNBlend):
         return {
             "model": TOPN_BLEND,

@@ -24,8 +24,9 @@ of a user's ratings with it.
 
 :class:`TopNBlend` adds the scores of ranking models with fixed weights,
 each member's scores optionally rescaled per user first
-(:func:`normalise_per_user`): the top-N mode's blend of implicit ALS and
-EASE (``[topn_blend]``).
+(:func:`normalise_per_user`): the top-N mode's blend of implicit ALS,
+EASE and RP3beta (``[topn_blend]``). :class:`ItemWeightsModel` scores any
+item-to-item weights table (EASE's, RP3beta's) the same way.
 
 Input: ratings ``user_id, movie_id`` (other columns ignored). Scores:
 ``predict(pairs)`` returns ``pairs`` plus ``prediction`` (the score; not a
@@ -38,7 +39,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,11 @@ TOPN_BLEND = "topn_blend"
 NORMALISE_NONE = "none"
 NORMALISE_MAX = "max"
 NORMALISE_ZSCORE = "zscore"
-NORMALISATIONS = (NORMALISE_NONE, NORMALISE_MAX, NORMALISE_ZSCORE)
+NORMALISE_RRF = "rrf"
+NORMALISATIONS = (NORMALISE_NONE, NORMALISE_MAX, NORMALISE_ZSCORE, NORMALISE_RRF)
+# Reciprocal-rank fusion's constant (Cormack, Clarke, Buettcher 2009): a
+# row's score is 1 / (RRF_K + its rank), so the top ranks differ little.
+RRF_K = 60
 
 
 def check_normalisation(how: Any) -> str:
@@ -69,9 +74,9 @@ def check_normalisation(how: Any) -> str:
     return how
 
 WEIGHT = "weight"
-_SOURCE = "_source_movie_id"
+SOURCE = "_source_movie_id"
 _INDEX = "_item_index"
-_SCORE = "_ease_score"
+_SCORE = "_item_score"
 
 # A dense Gram matrix and its inverse on the driver: 20000 movies is 3.2 GB
 # in float64, and minutes to invert on a laptop.
@@ -172,15 +177,25 @@ def prune(weights: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray,
 
 
 @dataclass
-class EaseModel:
-    """EASE weights (``_source_movie_id, movie_id, weight``) and the ratings they score."""
+class ItemWeightsModel:
+    """Item-to-item weights (``_source_movie_id, movie_id, weight``) and the ratings they score.
+
+    A user's score for a movie is the sum of the weights from the movies
+    they rated to it: EASE (:class:`EaseModel`) and RP3beta
+    (:class:`movierec_spark.rp3beta.Rp3BetaModel`) differ only in how the
+    weights are learnt. Subclasses name the model (``NAME``, saved in
+    ``metadata.json``) and its parameters' dataclass (``PARAMS``).
+    """
 
     weights: DataFrame
     seen: DataFrame  # user_id, movie_id: the training interactions
-    params: EaseParams
+    params: Any
+
+    NAME: ClassVar[str] = ""
+    PARAMS: ClassVar[type] = type(None)
 
     def _scores(self, pairs: DataFrame) -> DataFrame:
-        """``user_id, movie_id, _ease_score`` for the pairs of ``pairs`` a user's ratings reach.
+        """``user_id, movie_id, _item_score`` for the pairs of ``pairs`` a user's ratings reach.
 
         Each rating's weights are kept only where they meet a wanted pair
         before they are summed, so scoring a sample of pairs does not sum
@@ -195,15 +210,15 @@ class EaseModel:
         return (
             self.seen.join(wanted.select(C.USER_ID).distinct(), on=C.USER_ID, how="inner")
             .repartition(partitions, C.USER_ID)
-            .select(C.USER_ID, F.col(C.MOVIE_ID).alias(_SOURCE))
-            .join(self.weights, on=_SOURCE, how="inner")
+            .select(C.USER_ID, F.col(C.MOVIE_ID).alias(SOURCE))
+            .join(self.weights, on=SOURCE, how="inner")
             .join(wanted, on=[C.USER_ID, C.MOVIE_ID], how="left_semi")
             .groupBy(C.USER_ID, C.MOVIE_ID)
             .agg(F.sum(WEIGHT).alias(_SCORE))
         )
 
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
-        """``pairs`` plus ``prediction``: the EASE score (0 for a movie or user it cannot reach)."""
+        """``pairs`` plus ``prediction``: the summed weights (0 for a movie or user they cannot reach)."""
         kept = [c for c in pairs.columns if c != C.PREDICTION]
         scored = pairs.select(*kept).join(self._scores(pairs), on=[C.USER_ID, C.MOVIE_ID], how="left")
         score = F.coalesce(F.col(_SCORE), F.lit(0.0)).cast("double")
@@ -214,7 +229,7 @@ class EaseModel:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "model": EASE, "params": asdict(self.params)}
+        return {"format_version": FORMAT_VERSION, "model": self.NAME, "params": asdict(self.params)}
 
     def save(self, path: str | Path) -> None:
         """Write the model under ``path`` (a folder that must not exist yet)."""
@@ -226,15 +241,25 @@ class EaseModel:
         (path / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
 
     @classmethod
-    def load(cls, spark: SparkSession, path: str | Path) -> "EaseModel":
+    def load(cls, spark: SparkSession, path: str | Path):
         """Load a model saved by :meth:`save`; anything else is a MovieRecError."""
-        meta = io.read_model_metadata(path, EASE, FORMAT_VERSION)
+        meta = io.read_model_metadata(path, cls.NAME, FORMAT_VERSION)
         path = Path(path)
         return cls(
             weights=spark.read.parquet(str(path / "weights")),
             seen=spark.read.parquet(str(path / "seen")),
-            params=EaseParams(**meta["params"]).validate(),
+            params=cls.PARAMS(**meta["params"]).validate(),
         )
+
+
+@dataclass
+class EaseModel(ItemWeightsModel):
+    """EASE weights and the ratings they score (:func:`fit_ease`)."""
+
+    params: EaseParams
+
+    NAME: ClassVar[str] = EASE
+    PARAMS: ClassVar[type] = EaseParams
 
 
 def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel:
@@ -246,11 +271,11 @@ def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel
     gram = gram_matrix(ratings, movies)
     rows, columns, values = prune(ease_weights(gram, float(params.reg_param)), params.neighbours)
     ids = np.asarray(movies, dtype=np.int32)
-    table = pd.DataFrame({_SOURCE: ids[rows], C.MOVIE_ID: ids[columns], WEIGHT: values.astype(np.float64)})
+    table = pd.DataFrame({SOURCE: ids[rows], C.MOVIE_ID: ids[columns], WEIGHT: values.astype(np.float64)})
     spark = ratings.sparkSession
     # Checkpointed (written to the checkpoint folder now): the table came from
     # the driver, and every later scan of it would ship it inside a task.
-    weights = spark.createDataFrame(table, f"{_SOURCE} int, {C.MOVIE_ID} int, {WEIGHT} double").checkpoint()
+    weights = spark.createDataFrame(table, f"{SOURCE} int, {C.MOVIE_ID} int, {WEIGHT} double").checkpoint()
     log.info("EASE on the %d most-rated movies: %d weights kept", len(movies), len(table))
     return EaseModel(weights=weights, seen=ratings.select(C.USER_ID, C.MOVIE_ID), params=params)
 
@@ -262,10 +287,14 @@ def normalise_per_user(scored: DataFrame, columns: list[str], how: str) -> DataF
     among the user's rows (the user's best row scores 1); ``zscore``: minus
     the mean of the user's rows, divided by their standard deviation. A
     user whose scores are all 0 (``max``) or all equal (``zscore``) gets 0.
-    Null scores count as 0. The statistics are over the rows ``scored``
-    holds, so pass every candidate of a user at once (as ranking does:
-    :func:`movierec_spark.recommend.top_n_unseen`); a lone pair always
-    scores 1 or 0. All columns share one window (one sort by user).
+    ``rrf`` (reciprocal-rank fusion): ``1 / (RRF_K + rank)``, the row's rank
+    among the user's rows by score (1 = highest; ties: lower movie id
+    first). Null scores count as 0. The statistics are over the rows
+    ``scored`` holds, so pass every candidate of a user at once (as ranking
+    does: :func:`movierec_spark.recommend.top_n_unseen`); a lone pair always
+    scores 1 or 0 (``rrf``: ``1 / (RRF_K + 1)``). ``max`` and ``zscore``
+    share one window for all columns (one sort by user); ``rrf`` sorts each
+    user's rows once per column.
     """
     if check_normalisation(how) == NORMALISE_NONE or not columns:
         return scored
@@ -273,6 +302,10 @@ def normalise_per_user(scored: DataFrame, columns: list[str], how: str) -> DataF
     rescaled = []
     for name in columns:
         score = F.coalesce(F.col(name), F.lit(0.0)).cast("double")
+        if how == NORMALISE_RRF:
+            ranked = user.orderBy(score.desc(), F.col(C.MOVIE_ID).asc())
+            rescaled.append((F.lit(1.0) / (F.lit(float(RRF_K)) + F.row_number().over(ranked))).alias(name))
+            continue
         if how == NORMALISE_MAX:
             spread = F.max(F.abs(score)).over(user)
             value = score / spread
@@ -329,7 +362,7 @@ class TopNBlend:
         members = {}
         for name, model in self.models.items():
             model.save(path / name)
-            members[name] = EASE if isinstance(model, EaseModel) else "recommender"
+            members[name] = model.NAME if isinstance(model, ItemWeightsModel) else "recommender"
         meta = {
             "format_version": FORMAT_VERSION,
             "model": TOPN_BLEND,
@@ -343,10 +376,11 @@ class TopNBlend:
     def load(cls, spark: SparkSession, path: str | Path) -> "TopNBlend":
         """Load a blend saved by :meth:`save`; anything else is a MovieRecError."""
         from movierec_spark.model import RecommenderModel
+        from movierec_spark.rp3beta import Rp3BetaModel
 
         meta = io.read_model_metadata(path, TOPN_BLEND, FORMAT_VERSION)
         path = Path(path)
-        loaders = {EASE: EaseModel.load, "recommender": RecommenderModel.load}
+        loaders = {EASE: EaseModel.load, Rp3BetaModel.NAME: Rp3BetaModel.load, "recommender": RecommenderModel.load}
         try:
             models = {name: loaders[kind](spark, path / name) for name, kind in meta["members"].items()}
             weights = {name: float(meta["weights"][name]) for name in models}

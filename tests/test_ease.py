@@ -128,13 +128,18 @@ def test_normalise_per_user_rescales_each_column_over_each_users_rows(spark):
 
     def expected(values, how):
         v = np.asarray(values)
+        if how == "rrf":  # 1 / (60 + rank), rank 1 the highest; ties: lower movie id first (stable sort)
+            order = np.argsort(-v, kind="stable")
+            ranks = np.empty(len(v))
+            ranks[order] = np.arange(1, len(v) + 1)
+            return 1.0 / (60 + ranks)
         if how == "max":
             top = np.abs(v).max()
             return v / top if top > 0 else np.zeros_like(v)
         return (v - v.mean()) / v.std() if v.std() > 0 else np.zeros_like(v)
 
     assert normalise_per_user(frame, ["a", "b"], "none") is frame
-    for how in ("max", "zscore"):
+    for how in ("max", "zscore", "rrf"):
         got = normalise_per_user(frame, ["a", "b"], how)
         assert got.columns == frame.columns
         by_key = {(r.user_id, r.movie_id): (r.a, r.b) for r in got.collect()}
@@ -143,7 +148,7 @@ def test_normalise_per_user_rescales_each_column_over_each_users_rows(spark):
             movies = sorted(m for u, m in by_key if u == user)
             assert [by_key[(user, m)][0] for m in movies] == pytest.approx(expected(a, how)), (how, user)
             assert [by_key[(user, m)][1] for m in movies] == pytest.approx(expected(b, how)), (how, user)
-    with pytest.raises(MovieRecError, match="normalise must be one of none, max, zscore"):
+    with pytest.raises(MovieRecError, match="normalise must be one of none, max, zscore, rrf"):
         normalise_per_user(frame, ["a"], "rank")
 
 

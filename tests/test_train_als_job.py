@@ -46,6 +46,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[als]\nrank = 0\n", "rank"),
         ("[split]\npartitions = 0\n", "[split] partitions"),
         ("[ease]\nreg_param = 0\n", "[ease] reg_param"),
+        ("[rp3beta]\nbeta = -1\n", "[rp3beta] beta"),
         ("[topn_blend]\nweights = [1.0]\n", "[topn_blend] weights"),
         ("[topn_blend]\nmembers = [\"als\", \"ease\"]\n", "[topn_blend] members"),
         ("[topn_blend]\nnormalise = \"rank\"\n", "[topn_blend] normalise"),

@@ -252,14 +252,11 @@ class ItemWeightsModel:
         )
 
 
-@dataclass
 class EaseModel(ItemWeightsModel):
-    """EASE weights and the ratings they score (:func:`fit_ease`)."""
+    """EASE weights and the ratings they score (:func:`fit_ease`); ``params``: :class:`EaseParams`."""
 
-    params: EaseParams
-
-    NAME: ClassVar[str] = EASE
-    PARAMS: ClassVar[type] = EaseParams
+    NAME = EASE
+    PARAMS = EaseParams
 
 
 def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel:

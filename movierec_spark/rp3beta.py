@@ -36,8 +36,8 @@ double``; ``predict(pairs)`` returns ``pairs`` plus ``prediction double``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -64,12 +64,8 @@ class Rp3BetaParams:
     beta: float = 0.3
     neighbours: int = 200
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "Rp3BetaParams":
-        known = {k: section[k] for k in ("alpha", "beta", "neighbours") if k in section}
-        return cls(**known).validate()
-
     def validate(self) -> "Rp3BetaParams":
+        """``self`` if every value is in range, else a MovieRecError naming the key."""
         for name, low in (("alpha", "above 0"), ("beta", "of 0 or more")):
             value = getattr(self, name)
             number = not isinstance(value, bool) and isinstance(value, (int, float))
@@ -79,6 +75,12 @@ class Rp3BetaParams:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise MovieRecError(f"[rp3beta] neighbours must be a whole number of 1 or more, got {value!r}")
         return self
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "Rp3BetaParams":
+        """The keys of ``[rp3beta]`` this class knows (others ignored), checked."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in names}).validate()
 
 
 def _interactions(ratings: DataFrame) -> DataFrame:
@@ -131,14 +133,11 @@ def rp3beta_weights(walks: DataFrame, ratings: DataFrame, params: Rp3BetaParams)
     )
 
 
-@dataclass
 class Rp3BetaModel(ItemWeightsModel):
-    """RP3beta weights and the ratings they score (:func:`fit_rp3beta`)."""
+    """RP3beta weights and the ratings they score (:func:`fit_rp3beta`); ``params``: :class:`Rp3BetaParams`."""
 
-    params: Rp3BetaParams
-
-    NAME: ClassVar[str] = RP3BETA
-    PARAMS: ClassVar[type] = Rp3BetaParams
+    NAME = RP3BETA
+    PARAMS = Rp3BetaParams
 
 
 def fit_rp3beta(ratings: DataFrame, params: Rp3BetaParams = Rp3BetaParams()) -> Rp3BetaModel:

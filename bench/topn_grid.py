@@ -2,14 +2,16 @@
 
     ./spark-submit.sh bench/topn_grid.py [--data ../shared/data/movielens] [--seeds 7,8,9]
         [--normalise none,max,zscore,rrf] [--validation-fraction 0.25] [--implicit-reg 1.0]
+        [--implicit-alpha 10,20] [--implicit-confidence binary,rating] [--implicit-rank 100,200]
         [--ease-reg 200,...] [--rp3-alpha 0.5,1.0 --rp3-beta 0.2,0.4 [--rp3-neighbours 200]]
 
 On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
 protocol's), the TEST part is set aside and never read. The training part
 is split again, stratified (``--validation-fraction`` of each user's
 ratings held out, 0.25 by default), once per validation seed; on each slice
-it fits implicit ALS with the shipped ``[implicit]`` settings (regParam:
-each of ``--implicit-reg``) and EASE for
+it fits implicit ALS with the shipped ``[implicit]`` settings (regParam,
+alpha, confidence, rank: each combination of ``--implicit-reg``,
+``--implicit-alpha``, ``--implicit-confidence``, ``--implicit-rank``) and EASE for
 every λ of the grid (the library's own functions), rescales each member's
 scores per user with each normalisation of ``--normalise`` (the library's
 ``ease.normalise_per_user``, the one ``TopNBlend`` applies), then scores
@@ -105,6 +107,9 @@ def main() -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.25,
                         help="share of each user's training ratings held out for validation (shipped: 0.1)")
     parser.add_argument("--implicit-reg", default="", help="[implicit] reg_param values to try (default: the shipped one)")
+    parser.add_argument("--implicit-alpha", default="", help="[implicit] alpha values to try (default: the shipped one)")
+    parser.add_argument("--implicit-confidence", default="", help="[implicit] confidence values to try (default: the shipped one)")
+    parser.add_argument("--implicit-rank", default="", help="[implicit] rank values to try (default: the shipped one)")
     parser.add_argument("--ease-reg", default=",".join(f"{lam:g}" for lam in LAMBDAS), help="[ease] reg_param values to try")
     parser.add_argument("--rp3-alpha", default="", help="[rp3beta] alpha values to try (default: no RP3beta member)")
     parser.add_argument("--rp3-beta", default="0.0,0.2,0.4", help="[rp3beta] beta values to try (with --rp3-alpha)")
@@ -124,7 +129,21 @@ def main() -> int:
     normalisations = [check_normalisation(n.strip()) for n in args.normalise.split(",")]
     cfg = load_config()
     shipped = implicit_params(cfg)
-    regs = [float(r) for r in args.implicit_reg.split(",")] if args.implicit_reg else [float(shipped.reg_param)]
+    confidence = cfg.get("implicit", {}).get("confidence", "binary")
+
+    def values(text: str, default, kind) -> list:
+        return [kind(v.strip()) for v in text.split(",")] if text else [default]
+
+    # (label, AlsParams, confidence) of every implicit ALS variant; label: regParam/alpha/confidence/rank
+    variants = [
+        (f"{reg:g}/{alpha:g}/{conf}/{rank}", shipped.with_(reg_param=reg, alpha=alpha, rank=rank), conf)
+        for reg, alpha, conf, rank in itertools.product(
+            values(args.implicit_reg, float(shipped.reg_param), float),
+            values(args.implicit_alpha, float(shipped.alpha), float),
+            values(args.implicit_confidence, confidence, str),
+            values(args.implicit_rank, int(shipped.rank), int),
+        )
+    ]
     lambdas = [float(lam) for lam in args.ease_reg.split(",")]
     neighbours = args.rp3_neighbours or Rp3BetaParams.from_config(cfg.get("rp3beta", {})).neighbours
     rp3_points = [
@@ -163,22 +182,22 @@ def main() -> int:
     def rp3_label(point) -> str:
         return "-" if point is None else f"{point.alpha:g}/{point.beta:g}"
 
-    # (ALS reg, normalise, λ, RP3beta alpha/beta, (implicit, EASE, RP3beta) weights) -> nDCG per seed
+    # (implicit variant, normalise, λ, RP3beta alpha/beta, (implicit, EASE, RP3beta) weights) -> nDCG per seed
     results: dict[tuple, list[float]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         part = stratified_split(train, args.validation_fraction, seed)
         fit_part = part.train.cache()
         x, held_out = dense(fit_part), dense(part.test)
         scores = {}
-        for reg in regs:
-            als = fit_implicit_als(fit_part, loaded.scale, shipped.with_(reg_param=reg), "binary").als
+        for label, params, conf in variants:
+            als = fit_implicit_als(fit_part, loaded.scale, params, conf).als
             u = np.zeros((users, als.rank))
             v = np.zeros((movies, als.rank))
             for row in als.userFactors.collect():
                 u[row.id] = row.features
             for row in als.itemFactors.collect():
                 v[row.id] = row.features
-            scores[f"implicit_{regs.index(reg)}"] = u @ v.T
+            scores[f"implicit_{label}"] = u @ v.T
         ids = np.array(item_index(fit_part, movies))
         gram = gram_matrix(fit_part, ids.tolist())
         for lam in lambdas:
@@ -197,22 +216,23 @@ def main() -> int:
         candidates = ~x & x.any(axis=0)[None, :]
         for how in normalisations:
             members = rescaled(scores, candidates, how)
-            for reg, lam, (wi, we, wr) in itertools.product(regs, lambdas, weight_points(bool(rp3_points))):
+            for (label, _, _), lam, (wi, we, wr) in itertools.product(variants, lambdas, weight_points(bool(rp3_points))):
                 for point in (rp3_points if wr > 0 else [None]):
-                    blend = wi * members[f"implicit_{regs.index(reg)}"] + we * members[f"ease_{lam:g}"]
+                    blend = wi * members[f"implicit_{label}"] + we * members[f"ease_{lam:g}"]
                     if point is not None:
                         blend = blend + wr * members[f"rp3_{rp3_label(point)}"]
                     score = ndcg_at_k(blend, x, held_out)
-                    results.setdefault((reg, how, lam, rp3_label(point), (wi, we, wr)), []).append(score)
-                    print(f"seed {seed}  ALS reg {reg:g}  {how}  λ {lam:g}  RP3beta {rp3_label(point)}  "
+                    results.setdefault((label, how, lam, rp3_label(point), (wi, we, wr)), []).append(score)
+                    print(f"seed {seed}  implicit {label}  {how}  λ {lam:g}  RP3beta {rp3_label(point)}  "
                           f"weights {wi:g}/{we:g}/{wr:g}  nDCG@{K} {score:.4f}", flush=True)
         fit_part.unpersist()
 
     print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
-    print(f"{'ALS reg':>7} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} {'nDCG@10':>9}   per seed")
-    for (reg, how, lam, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
+    print(f"{'implicit reg/α/conf/rank':>24} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} "
+          f"{'nDCG@10':>9}   per seed")
+    for (label, how, lam, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
         shares = "/".join(f"{w:g}" for w in weights)
-        print(f"{reg:>7g} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
+        print(f"{label:>24} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
               + " ".join(f"{s:.4f}" for s in scores))
     spark.stop()
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -168,14 +168,15 @@ def main() -> int:
         """Each member's scores over the candidate pairs, rescaled by the library's normalise_per_user."""
         users_at, movies_at = np.nonzero(candidates)
         frame = pd.DataFrame({C.USER_ID: users_at.astype("int32"), C.MOVIE_ID: movies_at.astype("int32")})
+        column = {name: f"member_{i}" for i, name in enumerate(scores)}  # labels hold dots: no column names
         for name, matrix in scores.items():
-            frame[name] = matrix[users_at, movies_at].astype("float64")
-        done = normalise_per_user(spark.createDataFrame(frame), list(scores), how).toPandas()
+            frame[column[name]] = matrix[users_at, movies_at].astype("float64")
+        done = normalise_per_user(spark.createDataFrame(frame), list(column.values()), how).toPandas()
         rows, cols = done[C.USER_ID].to_numpy(), done[C.MOVIE_ID].to_numpy()
         out = {}
         for name in scores:
             matrix = np.zeros((users, movies))
-            matrix[rows, cols] = done[name].to_numpy()
+            matrix[rows, cols] = done[column[name]].to_numpy()
             out[name] = matrix
         return out
 

@@ -25,13 +25,16 @@ from the library's ``rp3beta.co_walks`` (once per alpha) and
 ``rp3beta_weights`` (per beta) in Spark, and the weights searched are every
 (implicit, EASE, RP3beta) triple summing to 1 in steps of 0.1 (RP3beta 0 is
 the two-member blend, so the shipped point is in the same run). The best
-point with RP3beta is what ``[rp3beta]`` ships if it beats the best without.
+point with RP3beta is what ``[rp3beta]`` and ``[topn_blend]`` would ship
+if it beat the best without.
 
 What ships was chosen with ``--validation-fraction 0.1 --implicit-reg
 0.5,1.0 --normalise none,max`` (conf/movierec.toml ``[topn_blend]``): a
 fit part of 90% of the training ratings is nearer the data the shipped
 models train on than the default 75%, and fits on less data favoured
-stronger regularisation.
+stronger regularisation. The same slices with RP3beta and rrf
+(``--normalise max,rrf --ease-reg 1000 --rp3-alpha 0.5,0.75,1.0 --rp3-beta
+0.0,0.25,0.5``) kept it: no RP3beta member, no rrf (bench/NOTES.md).
 
 The weighted sums and nDCG are done in numpy on the driver: ml-100k's
 943 x 1,682 score matrix is small, and each of the grid's points would

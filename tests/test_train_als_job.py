@@ -11,6 +11,7 @@ from movierec_spark import blend as B
 from movierec_spark import cli
 from movierec_spark.model import RecommenderModel
 from movierec_spark.progress import StageTimer
+from movierec_spark.rp3beta import Rp3BetaModel
 from tests.tiny_release import tiny_release
 
 
@@ -84,7 +85,7 @@ def _config(output, custom, models, *extra):
     return cfg
 
 
-ALL_MODELS = "global_mean,bias,als,blend,implicit,topn_blend"
+ALL_MODELS = "global_mean,bias,als,blend,implicit,rp3beta,topn_blend"
 
 
 def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
@@ -94,7 +95,8 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     custom.write_text("user,movie,rating\nana,1,5\nana,2,1\nbo,3,4\n")
 
     out = tmp_path / "first"
-    assert job.run(spark, _config(out, custom, ALL_MODELS)) == 0
+    cfg = _config(out, custom, ALL_MODELS)
+    assert job.run(spark, cfg) == 0
     first = json.loads((out / "metrics.json").read_text())
 
     assert first["dataset"] == "ml-100k" and first["split"]["seed"] == 11
@@ -129,6 +131,8 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     # Its members come from [topn_blend] members, whether or not --models lists them.
     assert topn["params"]["weights"] == {"implicit": 0.5, "ease": 0.5} and topn["params"]["members"]["ease"]["model"] == "ease"
     assert topn["params"]["normalise"] == "max"  # [topn_blend] normalise, shipped
+    rp3 = first["models"]["rp3beta"]
+    assert rp3["rmse"] is None and isinstance(rp3["ndcg@3"], float) and rp3["params"]["model"] == "rp3beta"
     ndcgs = {n: m["ndcg@3"] for n, m in first["models"].items() if m["ndcg@3"] is not None}
     assert first["best"]["ndcg@3"] == {"model": max(ndcgs, key=ndcgs.get), "value": max(ndcgs.values())}
     assert {"load", "split", "blend: fit members on the fit part", "fit als", "evaluate als", "write"} <= set(first["stages"])
@@ -138,6 +142,7 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     assert (out / "models" / "implicit" / "metadata.json").exists()
     assert (out / "models" / "blend" / "metadata.json").exists()
     assert (out / "models" / "topn_blend" / "ease" / "metadata.json").exists()
+    assert Rp3BetaModel.load(spark, out / "models" / "rp3beta").params == job.rp3beta_params(cfg)
     recs = (out / "recommendations.csv").read_text().splitlines()
     header = recs[0].split(",")
     assert header[:4] == ["user", "user_id", "rank", "movie_id"] and len(recs) == 1 + 2 * 2

@@ -22,7 +22,10 @@ writes to ``--output DIR``:
                             wall time per stage
     model/                  the biased ALS model (RecommenderModel.load), with
                             catalog/: the movies and their rating counts that
-                            jobs/recommend.py and jobs/similar.py need
+                            jobs/recommend.py and jobs/similar.py need, and
+                            movie_table/: one Parquet file, the catalog with
+                            the model's item bias and factors, which they
+                            read on the driver (no Spark job)
     models/<name>/          every fitted model
     predictions_sample.csv  test rows with each rating model's prediction
     recommendations/        Parquet: top-N per custom user (columns as
@@ -893,6 +896,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark import evaluate as E
     from movierec_spark import io
     from movierec_spark.catalog import build_catalog
+    from movierec_spark.personal import save_catalog
     from movierec_spark.progress import StageTimer
     from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_spark
 
@@ -995,7 +999,7 @@ def run(spark, cfg: Config) -> int:
                 # model/ is models/als again: a file copy, not a second write of
                 # its tables from Spark (ml-25m's day bias table alone is 20M rows).
                 shutil.copytree(staging / "models" / PRIMARY, staging / "model")
-                io.write_catalog(catalog, staging / "model")
+                save_catalog(models[PRIMARY], catalog, staging / "model")
             if sample is not None:
                 io.write_csv(staging / "predictions_sample.csv", sample)
             if all_top is not None:

@@ -25,7 +25,7 @@ import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -431,6 +431,42 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
         return None
     # The schema is known: without it Spark runs a job to read a file footer.
     return spark.read.schema(CATALOG_SCHEMA).parquet(str(target))
+
+MOVIE_TABLE = "movie_table"
+
+
+def write_movie_table(table: DataFrame, model_dir: str | Path) -> Path:
+    """Save a model's per-movie table under ``model_dir/movie_table``, as one Parquet file.
+
+    One file (``coalesce(1)``), so that :func:`read_movie_table` reads it on
+    the driver in one go: it is small (ml-25m: 62k movies, a few MB).
+    """
+    target = Path(model_dir) / MOVIE_TABLE
+    write_table(table.coalesce(1), target)
+    return target
+
+
+def read_movie_table(model_dir: str | Path, required: Sequence[str]) -> Any:
+    """The table of :func:`write_movie_table` as pandas, read with pyarrow, or ``None`` when there is none.
+
+    No Spark job: the file is read on the driver (a saved model's folder is
+    local, as ``check_model_dir`` requires). A table lacking one of the
+    ``required`` columns is a MovieRecError.
+    """
+    import pyarrow.parquet as pq
+
+    target = Path(model_dir) / MOVIE_TABLE
+    if not target.is_dir():
+        return None
+    dataset = pq.ParquetDataset(str(target))
+    missing = [c for c in required if c not in dataset.schema.names]
+    if missing:
+        raise MovieRecError(
+            f"{target} lacks column(s) {', '.join(missing)}; retrain the model with "
+            "./spark-submit.sh jobs/train_als.py --output DIR, or delete that folder"
+        )
+    return dataset.read().to_pandas()
+
 
 ALS_FACTOR_TABLES = ("userFactors", "itemFactors")
 

@@ -19,6 +19,14 @@ catalog's). Output: a :class:`MovieTable` whose ``frame`` is::
     item_bias double (0 where the model has none), _item_features array<float> (null: no factors)
 
 with numpy views of the ids, biases and factors.
+
+``train_als.py`` also saves :func:`movie_table_frame` of its model beside
+it (``model/movie_table/``, one Parquet file; see
+:func:`movierec_spark.personal.save_catalog`), and a model loaded from
+there reads that file on the driver instead of running the joins
+(:meth:`movierec_spark.personal.CustomRecommender.collect_movie_table`):
+a custom user's recommendations from a saved model then run no Spark job
+before the output is written.
 """
 
 from __future__ import annotations
@@ -74,14 +82,21 @@ class MovieTable:
         return np.where(self.ids[pos] == wanted, pos, -1)
 
 
-def collect_movie_table(model, movies: DataFrame) -> MovieTable:
-    """``movies`` with the model's item bias and item factors, collected (one Spark action).
+def movie_table_frame(model, movies: DataFrame) -> DataFrame:
+    """``movies`` with the model's item bias and item factors (the table's frame, in Spark; no action).
 
     ``movies`` must hold one row per ``movie_id``; movies the model does not
-    know get bias 0 and no factors, as the model scores them. Sorted on the
-    driver: an ``orderBy`` would add a sampling job.
+    know get bias 0 and no factors, as the model scores them.
     """
     table = movies.join(model.item_bias.select(C.MOVIE_ID, F.col(ITEM_BIAS)), on=C.MOVIE_ID, how="left")
     if getattr(model, "als", None) is not None:
         table = table.join(item_factors(model).withColumnRenamed(FEATURES, ITEM_FEATURES), on=C.MOVIE_ID, how="left")
-    return MovieTable.from_frame(table.toPandas())
+    return table
+
+
+def collect_movie_table(model, movies: DataFrame) -> MovieTable:
+    """:func:`movie_table_frame`, collected (one Spark action).
+
+    Sorted on the driver: an ``orderBy`` would add a sampling job.
+    """
+    return MovieTable.from_frame(movie_table_frame(model, movies).toPandas())

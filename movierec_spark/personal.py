@@ -34,9 +34,9 @@ from movierec_spark.config import load_config
 from movierec_spark.custom import CustomRating
 from movierec_spark.factors import FEATURES, require_factors
 from movierec_spark.foldin import fold_in_local
-from movierec_spark.io import read_catalog
-from movierec_spark.model import USER_BIAS, RecommenderModel
-from movierec_spark.movie_table import MovieTable, collect_movie_table
+from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
+from movierec_spark.model import ITEM_BIAS, USER_BIAS, RecommenderModel
+from movierec_spark.movie_table import MovieTable, collect_movie_table, movie_table_frame
 from movierec_spark.tables import similar_table, top_n_table
 from movierec_spark.taste import FEATURES as TASTE_FEATURES
 from movierec_spark.taste import content_features
@@ -102,6 +102,26 @@ def check_model_dir(path: str | Path | None) -> Path:
     return folder
 
 
+MOVIE_TABLE_COLUMNS = (*CATALOG_COLUMNS, TASTE_FEATURES, ITEM_BIAS)
+
+
+def movies_with_features(catalog: DataFrame) -> DataFrame:
+    """The catalog's columns plus each movie's taste features (the movie table's movie side)."""
+    return catalog.select(*CATALOG_COLUMNS, content_features().alias(TASTE_FEATURES))
+
+
+def save_catalog(model: RecommenderModel, catalog: DataFrame, model_dir: str | Path) -> None:
+    """Save ``catalog`` beside the model saved in ``model_dir``, and the model's movie table.
+
+    The movie table (:func:`movierec_spark.movie_table.movie_table_frame`)
+    is what :meth:`CustomRecommender.collect_movie_table` would collect; saved
+    as one file, a later ``recommend.py`` reads it on the driver instead of
+    joining three tables in Spark (bench/NOTES.md, "a saved movie table").
+    """
+    write_catalog(catalog, model_dir)
+    write_movie_table(movie_table_frame(model, movies_with_features(catalog)), model_dir)
+
+
 @dataclass
 class CustomRecommender:
     """A fitted model plus its catalog, ready for people's own ratings."""
@@ -112,6 +132,8 @@ class CustomRecommender:
     settings: RecommendSettings = field(default_factory=RecommendSettings)
     _index: TitleIndex | None = field(default=None, repr=False)
     _movies: MovieTable | None = field(default=None, repr=False)
+    # The folder the model was loaded from: its saved movie table, if any, is read from there.
+    model_dir: Path | None = None
 
     @classmethod
     def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings | None = None,
@@ -123,7 +145,8 @@ class CustomRecommender:
         ``settings`` default to ``conf/movierec.toml``'s ``[recommend]``.
         The model's ALS factors are read as tables, not as an ``ALSModel``
         (``factors_only=True``: everything here reads only the tables), so
-        loading runs no Spark job.
+        loading runs no Spark job; nor does :meth:`collect_movie_table` when
+        the folder holds the movie table :func:`save_catalog` writes.
         """
         if settings is None:
             settings = RecommendSettings.from_config(load_config().get("recommend", {}))
@@ -140,7 +163,7 @@ class CustomRecommender:
             log.warning("%s has no catalog/: rebuilding it from the release in the data flags", model_dir)
             data = load_data(spark, dict(data_cfg))
             catalog = build_catalog(data.movies, data.ratings)
-        return cls(spark, model, catalog.cache(), settings)
+        return cls(spark, model, catalog.cache(), settings, model_dir=Path(model_dir))
 
     # --- movies ---
 
@@ -213,16 +236,20 @@ class CustomRecommender:
         """The catalog with taste features, item bias and factors of ``model``, collected (one Spark action).
 
         ``model`` defaults to this recommender's; its table is collected once
-        and kept. Fold-in, top-N and similar movies all run on it.
+        and kept, or read from the model folder's saved copy when it has one
+        (no Spark job). Fold-in, top-N and similar movies all run on it.
         """
         if model is not None and model is not self.model:
-            return collect_movie_table(model, self._movies_with_features())
+            return collect_movie_table(model, movies_with_features(self.catalog))
         if self._movies is None:
-            self._movies = collect_movie_table(self.model, self._movies_with_features())
+            saved = None
+            if self.model_dir is not None:
+                saved = read_movie_table(self.model_dir, MOVIE_TABLE_COLUMNS)
+            if saved is not None:
+                self._movies = MovieTable.from_frame(saved)
+            else:
+                self._movies = collect_movie_table(self.model, movies_with_features(self.catalog))
         return self._movies
-
-    def _movies_with_features(self) -> DataFrame:
-        return self.catalog.select(*CATALOG_COLUMNS, content_features().alias(TASTE_FEATURES))
 
     def fold_in(self, ratings: pd.DataFrame, movies: MovieTable) -> pd.DataFrame:
         """The custom users' ``user_id, user_bias, features``, folded into the model on the driver.

@@ -1,4 +1,4 @@
-"""What makes a custom user's fold-in fast: the saved largest user id, the driver-side solve, the factors-only load."""
+"""What makes a custom user's fold-in fast: the saved largest user id, the driver-side solve, the factors-only load, the saved movie table."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import json
 import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from pyspark.ml.recommendation import ALSModel
 from pyspark.testing import assertDataFrameEqual
 
 from movierec_spark import MovieRecError
 from movierec_spark.foldin import FOLDED_USERS, fold_in, fold_in_local
-from movierec_spark.io import read_catalog
+from movierec_spark.io import MOVIE_TABLE, read_catalog
 from movierec_spark.model import KIND_EXPLICIT, RecommenderModel, SavedFactors
 from movierec_spark.movie_table import collect_movie_table
 from movierec_spark.personal import CustomRecommender, RecommendSettings
@@ -135,3 +137,40 @@ def test_a_factors_only_model_is_not_saved_again(spark, tmp_path_factory, tmp_pa
     with pytest.raises(MovieRecError, match="factors_only"):
         light.save(tmp_path / "again")
     assert not (tmp_path / "again").exists()
+
+
+# --- the movie table saved beside a model ---
+
+
+def test_a_saved_movie_table_is_read_without_a_job_and_equals_the_collected_one(spark, tmp_path_factory):
+    path = saved_trained_model(spark, tmp_path_factory)
+    assert (path / MOVIE_TABLE).is_dir()
+    loaded = CustomRecommender.load(spark, path, RecommendSettings())
+    saved, jobs = _jobs_while(spark, "saved-movie-table", loaded.collect_movie_table)
+    assert jobs == []
+    collected = CustomRecommender(spark, loaded.model, loaded.catalog).collect_movie_table()  # Spark's joins
+    assert saved.rank == collected.rank == 3 and len(saved.ids) == len(collected.ids) > 0
+    pd.testing.assert_frame_equal(saved.frame, collected.frame)
+    np.testing.assert_array_equal(saved.factors, collected.factors)
+    np.testing.assert_array_equal(saved.item_bias, collected.item_bias)
+    np.testing.assert_array_equal(saved.has_factors, collected.has_factors)
+
+
+def test_a_model_without_a_saved_movie_table_collects_it(spark, tmp_path_factory, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(saved_trained_model(spark, tmp_path_factory), copy)
+    shutil.rmtree(copy / MOVIE_TABLE)
+    loaded = CustomRecommender.load(spark, copy, RecommendSettings())
+    table, jobs = _jobs_while(spark, "collected-movie-table", loaded.collect_movie_table)
+    assert jobs and table.rank == 3
+
+
+def test_a_saved_movie_table_lacking_a_column_is_a_clear_error(spark, tmp_path_factory, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(saved_trained_model(spark, tmp_path_factory), copy)
+    table = pq.read_table(copy / MOVIE_TABLE)
+    shutil.rmtree(copy / MOVIE_TABLE)
+    (copy / MOVIE_TABLE).mkdir()
+    pq.write_table(table.drop_columns(["item_bias"]), copy / MOVIE_TABLE / "part-0.parquet")
+    with pytest.raises(MovieRecError, match="movie_table lacks column.*item_bias.*retrain"):
+        CustomRecommender.load(spark, copy, RecommendSettings()).collect_movie_table()

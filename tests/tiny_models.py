@@ -99,10 +99,10 @@ def trained_ratings(spark, users: int = 40, seed: int = 7):
 
 
 def save_trained_model(spark, path):
-    """Fit biased ALS on :func:`trained_ratings`, save it and its catalog under ``path``."""
+    """Fit biased ALS on :func:`trained_ratings`, save it, its catalog and movie table under ``path``."""
     from movierec_spark.catalog import build_catalog
     from movierec_spark.fit import AlsParams, BiasParams, fit_biased_als
-    from movierec_spark.io import write_catalog
+    from movierec_spark.personal import save_catalog
 
     ratings = trained_ratings(spark).cache()
     movies = spark.createDataFrame(
@@ -113,7 +113,7 @@ def save_trained_model(spark, path):
         BiasParams(user_damping=2.0, item_damping=2.0),
     )
     model.save(path)
-    write_catalog(build_catalog(movies, ratings), path)
+    save_catalog(model, build_catalog(movies, ratings), path)
     ratings.unpersist()
     return path
 

@@ -3,6 +3,7 @@
     ./spark-submit.sh bench/topn_grid.py [--data ../shared/data/movielens] [--seeds 7,8,9]
         [--normalise none,max,zscore,rrf] [--validation-fraction 0.25] [--implicit-reg 1.0]
         [--implicit-alpha 10,20] [--implicit-confidence binary,rating] [--implicit-rank 100,200]
+        [--implicit-max-iter 15,30]
         [--ease-reg 200,...] [--rp3-alpha 0.5,1.0 --rp3-beta 0.2,0.4 [--rp3-neighbours 200]]
 
 On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
@@ -10,8 +11,9 @@ protocol's), the TEST part is set aside and never read. The training part
 is split again, stratified (``--validation-fraction`` of each user's
 ratings held out, 0.25 by default), once per validation seed; on each slice
 it fits implicit ALS with the shipped ``[implicit]`` settings (regParam,
-alpha, confidence, rank: each combination of ``--implicit-reg``,
-``--implicit-alpha``, ``--implicit-confidence``, ``--implicit-rank``) and EASE for
+alpha, confidence, rank, maxIter: each combination of ``--implicit-reg``,
+``--implicit-alpha``, ``--implicit-confidence``, ``--implicit-rank``,
+``--implicit-max-iter``) and EASE for
 every λ of the grid (the library's own functions), rescales each member's
 scores per user with each normalisation of ``--normalise`` (the library's
 ``ease.normalise_per_user``, the one ``TopNBlend`` applies), then scores
@@ -70,6 +72,29 @@ def weight_points(three: bool) -> list[tuple[float, float, float]]:
     return [(a / STEPS, b / STEPS, (STEPS - a - b) / STEPS) for a in range(STEPS + 1) for b in range(STEPS + 1 - a)]
 
 
+def implicit_variants(shipped, confidence: str, reg: str = "", alpha: str = "", conf: str = "",
+                      rank: str = "", max_iter: str = "") -> list[tuple[str, object, str]]:
+    """(label, AlsParams, confidence) of every implicit ALS variant of the grid.
+
+    Each argument is a comma-separated list of values ("" keeps the shipped
+    one: ``shipped`` AlsParams, ``confidence``); the variants are their
+    product. Label: regParam/alpha/confidence/rank/maxIter.
+    """
+    def values(text: str, default, kind) -> list:
+        return [kind(v.strip()) for v in text.split(",")] if text else [default]
+
+    return [
+        (f"{r:g}/{a:g}/{c}/{k}/{i}", shipped.with_(reg_param=r, alpha=a, rank=k, max_iter=i), c)
+        for r, a, c, k, i in itertools.product(
+            values(reg, float(shipped.reg_param), float),
+            values(alpha, float(shipped.alpha), float),
+            values(conf, confidence, str),
+            values(rank, int(shipped.rank), int),
+            values(max_iter, int(shipped.max_iter), int),
+        )
+    ]
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Each row's ``k`` highest columns, highest first, ties to the lower column.
 
@@ -113,6 +138,7 @@ def main() -> int:
     parser.add_argument("--implicit-alpha", default="", help="[implicit] alpha values to try (default: the shipped one)")
     parser.add_argument("--implicit-confidence", default="", help="[implicit] confidence values to try (default: the shipped one)")
     parser.add_argument("--implicit-rank", default="", help="[implicit] rank values to try (default: the shipped one)")
+    parser.add_argument("--implicit-max-iter", default="", help="[implicit] max_iter values to try (default: the shipped one)")
     parser.add_argument("--ease-reg", default=",".join(f"{lam:g}" for lam in LAMBDAS), help="[ease] reg_param values to try")
     parser.add_argument("--rp3-alpha", default="", help="[rp3beta] alpha values to try (default: no RP3beta member)")
     parser.add_argument("--rp3-beta", default="0.0,0.2,0.4", help="[rp3beta] beta values to try (with --rp3-alpha)")
@@ -134,19 +160,8 @@ def main() -> int:
     shipped = implicit_params(cfg)
     confidence = cfg.get("implicit", {}).get("confidence", "binary")
 
-    def values(text: str, default, kind) -> list:
-        return [kind(v.strip()) for v in text.split(",")] if text else [default]
-
-    # (label, AlsParams, confidence) of every implicit ALS variant; label: regParam/alpha/confidence/rank
-    variants = [
-        (f"{reg:g}/{alpha:g}/{conf}/{rank}", shipped.with_(reg_param=reg, alpha=alpha, rank=rank), conf)
-        for reg, alpha, conf, rank in itertools.product(
-            values(args.implicit_reg, float(shipped.reg_param), float),
-            values(args.implicit_alpha, float(shipped.alpha), float),
-            values(args.implicit_confidence, confidence, str),
-            values(args.implicit_rank, int(shipped.rank), int),
-        )
-    ]
+    variants = implicit_variants(shipped, confidence, args.implicit_reg, args.implicit_alpha,
+                                 args.implicit_confidence, args.implicit_rank, args.implicit_max_iter)
     lambdas = [float(lam) for lam in args.ease_reg.split(",")]
     neighbours = args.rp3_neighbours or Rp3BetaParams.from_config(cfg.get("rp3beta", {})).neighbours
     rp3_points = [
@@ -232,11 +247,11 @@ def main() -> int:
         fit_part.unpersist()
 
     print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
-    print(f"{'implicit reg/α/conf/rank':>24} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} "
+    print(f"{'implicit reg/α/conf/rank/iter':>29} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} "
           f"{'nDCG@10':>9}   per seed")
     for (label, how, lam, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
         shares = "/".join(f"{w:g}" for w in weights)
-        print(f"{label:>24} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
+        print(f"{label:>29} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
               + " ".join(f"{s:.4f}" for s in scores))
     spark.stop()
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -37,6 +37,9 @@ models train on than the default 75%, and fits on less data favoured
 stronger regularisation. The same slices with RP3beta and rrf
 (``--normalise max,rrf --ease-reg 1000 --rp3-alpha 0.5,0.75,1.0 --rp3-beta
 0.0,0.25,0.5``) kept it: no RP3beta member, no rrf (bench/NOTES.md).
+So did other implicit ALS members (``--normalise max --ease-reg 1000
+--implicit-confidence binary,rating --implicit-alpha 5,10,20``, then rank
+200, 30 iterations and alpha 2, 3 at binary confidence: bench/NOTES.md).
 
 The weighted sums and nDCG are done in numpy on the driver: ml-100k's
 943 x 1,682 score matrix is small, and each of the grid's points would

@@ -740,11 +740,19 @@ def ranking_top_k(model, users, candidates, train, k: int):
     return top_n_unseen(model, users, candidates, train, k)
 
 
-def top_n_for_all_users(cfg: Config, model, train):
-    """Top-N (``[recommend] top_n``) for every training user, computed and cached."""
+def top_n_for_all_users(cfg: Config, model, train, rows: int | None = None):
+    """Top-N (``[recommend] top_n``) for every training user, computed and cached.
+
+    ``rows``: the training ratings. Up to :data:`RATINGS_PER_PARTITION`
+    (data that fits one partition) the users are ranked on the driver
+    (``top_n_all_users(on_driver=True)``): the same ranking without starting
+    the executors' Python workers, which took 2-4 s of ml-latest-small's
+    run (bench/NOTES.md).
+    """
     from movierec_spark.topn_all import top_n_all_users
 
-    top = top_n_all_users(model, train, int(cfg["recommend"]["top_n"])).cache()
+    on_driver = rows is not None and rows <= RATINGS_PER_PARTITION
+    top = top_n_all_users(model, train, int(cfg["recommend"]["top_n"]), on_driver=on_driver).cache()
     log.info("%d top-N rows for every training user", top.count())
     return top
 
@@ -977,7 +985,7 @@ def run(spark, cfg: Config) -> int:
                 log.warning("no als or bias model among --models: no top-N for all users")
             else:
                 with timer.stage("top-n all users"):
-                    all_top = top_n_for_all_users(cfg, recommender_model, train)
+                    all_top = top_n_for_all_users(cfg, recommender_model, train, counts["train_rows"])
 
         metrics = {
             "dataset": loaded.name,
@@ -992,9 +1000,12 @@ def run(spark, cfg: Config) -> int:
             "spark": {"version": spark.version, "master": spark.sparkContext.master},
         }
         with timer.stage("write"), io.staged_output(output) as staging:
+            # Models share tables (the bias tables of bias and als, a blend's
+            # members): each is written once, then copied as files.
+            saved = io.SavedTables()
             for name, model in models.items():
                 if hasattr(model, "save"):
-                    model.save(staging / "models" / name)
+                    model.save(staging / "models" / name, saved)
             if PRIMARY in models:
                 # model/ is models/als again: a file copy, not a second write of
                 # its tables from Spark (ml-25m's day bias table alone is 20M rows).

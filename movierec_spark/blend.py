@@ -85,7 +85,7 @@ _HASH_BUCKETS = 1_000_000
 class Predictor(Protocol):
     def predict(self, pairs: DataFrame) -> DataFrame: ...  # pragma: no cover
 
-    def save(self, path: str | Path) -> None: ...  # pragma: no cover
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None: ...  # pragma: no cover
 
 
 # Loaders of the member kinds a saved blend may hold.
@@ -383,8 +383,12 @@ class BlendModel:
         scored = self.with_support(with_predictions(pairs.select(*kept), self.models))
         return scored.select(*kept, self.combine().alias(C.PREDICTION))
 
-    def save(self, path: str | Path) -> None:
-        """Write the blend and its members under ``path`` (a folder that must not exist yet)."""
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None:
+        """Write the blend and its members under ``path`` (a folder that must not exist yet).
+
+        ``tables``: the tables this output has saved already (members saved
+        as models of their own): copied, not rewritten.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
         members = {}
@@ -392,10 +396,10 @@ class BlendModel:
             kind = _MEMBER_KINDS.get(type(model))
             if kind is None:
                 raise TypeError(f"cannot save blend member {name!r} of type {type(model).__name__}")
-            model.save(path / name)
+            model.save(path / name, tables)
             members[name] = kind
         for name, table in (self.support or {}).items():
-            io.write_table(table, path / name)
+            io.write_shared_table(table, path / name, tables)
         meta = {
             "format_version": FORMAT_VERSION,
             "model": BLEND,

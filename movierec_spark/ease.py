@@ -231,12 +231,15 @@ class ItemWeightsModel:
     def metadata(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "model": self.NAME, "params": asdict(self.params)}
 
-    def save(self, path: str | Path) -> None:
-        """Write the model under ``path`` (a folder that must not exist yet)."""
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None:
+        """Write the model under ``path`` (a folder that must not exist yet).
+
+        ``tables``: the tables this output has saved already: copied, not rewritten.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
-        self.weights.write.parquet(str(path / "weights"))
-        self.seen.write.parquet(str(path / "seen"))
+        io.write_shared_table(self.weights, path / "weights", tables)
+        io.write_shared_table(self.seen, path / "seen", tables)
         # Written last: a folder with metadata.json is a complete model.
         (path / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
 
@@ -352,13 +355,17 @@ class TopNBlend:
             out = out.withColumn(score_col, F.col(C.PREDICTION))
         return out.drop(*members)
 
-    def save(self, path: str | Path) -> None:
-        """Write the members and the weights under ``path`` (a folder that must not exist yet)."""
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None:
+        """Write the members and the weights under ``path`` (a folder that must not exist yet).
+
+        ``tables``: the tables this output has saved already (members saved
+        as models of their own): copied, not rewritten.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
         members = {}
         for name, model in self.models.items():
-            model.save(path / name)
+            model.save(path / name, tables)
             members[name] = model.NAME if isinstance(model, ItemWeightsModel) else "recommender"
         meta = {
             "format_version": FORMAT_VERSION,

@@ -310,6 +310,44 @@ def write_table(df: DataFrame, path: str | Path) -> None:
     df.write.mode("errorifexists").parquet(str(path))
 
 
+class SavedTables:
+    """The Parquet tables one output has written so far, so that none is written twice.
+
+    Models share tables: a biased ALS model holds its bias baseline's user,
+    movie and day bias tables, a kNN model holds its baseline, a blend its
+    members. :meth:`write` writes a DataFrame the first time and copies the
+    files it wrote (a local file copy, no Spark job, no recomputation) when
+    the same DataFrame object is saved again under another folder. Identity,
+    not equality: two different frames are always both written.
+
+    >>> tables = SavedTables()                            # doctest: +SKIP
+    >>> bias_model.save(out / "bias", tables)             # writes user_bias/ ...
+    >>> als_model.save(out / "als", tables)               # copies them
+    """
+
+    def __init__(self) -> None:
+        # (frame, folder): the frames are kept alive, so identity stays meaningful.
+        self._written: list[tuple[DataFrame, Path]] = []
+
+    def write(self, df: DataFrame, path: str | Path) -> None:
+        """Write ``df`` as Parquet at ``path`` (must not exist), or copy it from where it was written."""
+        path = Path(path)
+        for frame, folder in self._written:
+            if frame is df:
+                shutil.copytree(folder, path)
+                return
+        write_table(df, path)
+        self._written.append((df, path))
+
+
+def write_shared_table(df: DataFrame, path: str | Path, tables: SavedTables | None) -> None:
+    """:meth:`SavedTables.write` when ``tables`` is given, else :func:`write_table`."""
+    if tables is None:
+        write_table(df, path)
+    else:
+        tables.write(df, path)
+
+
 def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
     """``df`` with exactly ``schema``'s columns; numeric types are widened or narrowed."""
     have = {f.name: f.dataType for f in df.schema.fields}

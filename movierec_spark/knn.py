@@ -330,13 +330,17 @@ class KNNModel:
     def metadata(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "model": "knn", "params": asdict(self.params)}
 
-    def save(self, path: str | Path) -> None:
-        """Write the model under ``path`` (a folder that must not exist yet)."""
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None:
+        """Write the model under ``path`` (a folder that must not exist yet).
+
+        ``tables``: the tables this output has saved already (the baseline's
+        bias tables, when the bias model was saved too): copied, not rewritten.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
-        self.baseline.save(path / "baseline")
-        self.residuals.write.parquet(str(path / "residuals"))
-        self.similarities.write.parquet(str(path / "similarities"))
+        self.baseline.save(path / "baseline", tables)
+        io.write_shared_table(self.residuals, path / "residuals", tables)
+        io.write_shared_table(self.similarities, path / "similarities", tables)
         # Written last: a folder with metadata.json is a complete model.
         (path / "metadata.json").write_text(json.dumps(self.metadata(), indent=2) + "\n")
 

@@ -200,8 +200,13 @@ class RecommenderModel:
             "max_user_id": self.max_user_id(),
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write the model under ``path`` (a folder that must not exist yet)."""
+    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None:
+        """Write the model under ``path`` (a folder that must not exist yet).
+
+        ``tables``: the tables this output has saved already; a bias table
+        saved before (the baseline of a biased ALS model, saved as a model
+        of its own) is copied from there instead of written again.
+        """
         if isinstance(self.als, SavedFactors):
             raise MovieRecError(
                 "this model was loaded with factors_only=True (its factor tables, not the ALSModel); "
@@ -209,10 +214,10 @@ class RecommenderModel:
             )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=False)
-        self.user_bias.write.parquet(str(path / "user_bias"))
-        self.item_bias.write.parquet(str(path / "item_bias"))
+        io.write_shared_table(self.user_bias, path / "user_bias", tables)
+        io.write_shared_table(self.item_bias, path / "item_bias", tables)
         if self.day_bias is not None:
-            self.day_bias.write.parquet(str(path / "day_bias"))
+            io.write_shared_table(self.day_bias, path / "day_bias", tables)
         if self.als is not None:
             self.als.save(str(path / "als"))
         # Written last: a folder with metadata.json is a complete model.

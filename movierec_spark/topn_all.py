@@ -221,6 +221,7 @@ def top_n_all_users(
     users: DataFrame | None = None,
     candidates: DataFrame | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    on_driver: bool = False,
 ) -> DataFrame:
     """Each user's ``n`` best-scored candidate movies they have not seen, without a cross join.
 
@@ -229,6 +230,13 @@ def top_n_all_users(
     result equals ``recommend.top_n_unseen(model, users, candidates, seen,
     n)`` (up to float rounding of the score). Collects the candidates'
     factors to the driver (one small action) and returns a lazy frame.
+
+    ``on_driver=True`` collects the users' rows too (their biases, factors
+    and seen movies: about as many numbers as ``seen`` has rows) and ranks
+    them in this process with the same block function, returning the result
+    as a local DataFrame: for small data, where starting the executors'
+    Python workers for ``mapInPandas`` (seconds) costs more than the ranking
+    (ml-latest-small: 610 users x 9,000 movies, a tenth of a second).
 
     >>> top = top_n_all_users(model, train, 10)          # doctest: +SKIP
     >>> io.write_table(top, out / "top_n_all")            # doctest: +SKIP
@@ -248,4 +256,11 @@ def top_n_all_users(
     log.info("top-%d for every user over %d candidate movies, %d users per block", n, len(item_ids), block_size)
     clip = (float(model.scale.low), float(model.scale.high)) if model.clips else None
     scorer = _score_blocks(item_ids, item_t, float(model.global_mean), clip, n, block_size)
-    return user_frame(model, users, seen).mapInPandas(scorer, OUTPUT_SCHEMA)
+    frame = user_frame(model, users, seen)
+    if not on_driver:
+        return frame.mapInPandas(scorer, OUTPUT_SCHEMA)
+    import pandas as pd
+
+    blocks = list(scorer([frame.toPandas()]))
+    spark = seen.sparkSession
+    return spark.createDataFrame(pd.concat(blocks, ignore_index=True), OUTPUT_SCHEMA) if blocks else spark.createDataFrame([], OUTPUT_SCHEMA)

@@ -65,3 +65,43 @@ def test_loading_something_that_is_not_a_model_says_so(spark, tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(MovieRecError, match="format 99"):
         RecommenderModel.load(spark, tmp_path)
+
+
+def _job_ids(spark, group, action):
+    """The ids of the Spark jobs ``action()`` ran (tagged with job group ``group``)."""
+    sc = spark.sparkContext
+    sc.setJobGroup(group, group)
+    try:
+        action()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return sc.statusTracker().getJobIdsForGroup(group)
+
+
+def test_tables_shared_by_two_models_are_written_once_and_copied(spark, tmp_path):
+    from movierec_spark import io
+
+    baseline = _bias_model(spark)
+    # A second model on the same bias tables (as a biased ALS model holds its
+    # baseline's), and one with a user bias table of its own.
+    sharing = RecommenderModel(**{**baseline.__dict__, "params": {"rank": 3}})
+    own = spark.createDataFrame([(1, 0.5), (2, -1.0)], "user_id int, user_bias double")
+    other = RecommenderModel(**{**baseline.__dict__, "user_bias": own})
+    for model in (baseline, sharing, other):
+        model.max_user_id()  # remembered: metadata.json then runs no job
+    saved = io.SavedTables()
+    first = _job_ids(spark, "save-baseline", lambda: baseline.save(tmp_path / "bias", saved))
+    copied = _job_ids(spark, "save-sharing", lambda: sharing.save(tmp_path / "als", saved))
+    written = _job_ids(spark, "save-other", lambda: other.save(tmp_path / "other", saved))
+
+    assert len(first) >= 2 and copied == [] and len(written) >= 1
+    parts = lambda folder: sorted(p.name for p in folder.glob("part-*"))  # noqa: E731
+    # Copies: the very files written first (a new write names its part files anew).
+    for table in ("user_bias", "item_bias"):
+        assert parts(tmp_path / "als" / table) == parts(tmp_path / "bias" / table) != []
+    assert parts(tmp_path / "other" / "user_bias") != parts(tmp_path / "bias" / "user_bias")
+    assert parts(tmp_path / "other" / "item_bias") == parts(tmp_path / "bias" / "item_bias")
+    loaded = RecommenderModel.load(spark, tmp_path / "als")
+    assert sorted(loaded.user_bias.collect()) == sorted(baseline.user_bias.collect())
+    assert sorted(loaded.item_bias.collect()) == sorted(baseline.item_bias.collect())
+    assert loaded.params == {"rank": 3}

@@ -41,10 +41,16 @@ def biased_als(ratings):
     return fit_biased_als(ratings, HALF_STARS, ALS, BiasParams())
 
 
-@pytest.mark.parametrize(("n", "block_size"), [(1, 256), (3, 4), (8, 1)])
-def test_biased_als_top_n_equals_the_cross_join(spark, ratings, biased_als, n, block_size):
-    blocked = top_n_all_users(biased_als, ratings, n, block_size=block_size)
+def _plan(frame) -> str:
+    return frame._jdf.queryExecution().logical().toString()
+
+
+@pytest.mark.parametrize(("n", "block_size", "on_driver"), [(1, 256, False), (3, 4, False), (8, 1, False), (3, 4, True)])
+def test_biased_als_top_n_equals_the_cross_join(spark, ratings, biased_als, n, block_size, on_driver):
+    blocked = top_n_all_users(biased_als, ratings, n, block_size=block_size, on_driver=on_driver)
     assertDataFrameEqual(blocked, brute_force(biased_als, ratings, n), atol=1e-9)
+    # On the driver: a local table, no Python workers on the executors.
+    assert ("MapInPandas" in _plan(blocked)) is not on_driver
 
 
 def test_implicit_model_is_not_clipped_and_equals_the_cross_join(spark, ratings):
@@ -72,8 +78,17 @@ def test_given_users_and_candidates(spark, ratings, biased_als):
     model = biased_als
     users = spark.createDataFrame([(1,), (6,), (99,)], "user_id int")  # 99: unknown, gets the fallback
     candidates = spark.createDataFrame([(10,), (50,), (60,), (80,)], "movie_id int")
-    blocked = top_n_all_users(model, ratings, 3, users=users, candidates=candidates)
-    assertDataFrameEqual(blocked, top_n_unseen(model, users, candidates, ratings, 3), atol=1e-9)
+    expected = top_n_unseen(model, users, candidates, ratings, 3)
+    for on_driver in (False, True):
+        blocked = top_n_all_users(model, ratings, 3, users=users, candidates=candidates, on_driver=on_driver)
+        assertDataFrameEqual(blocked, expected, atol=1e-9)
+
+
+def test_on_driver_with_no_users_is_an_empty_table(spark, ratings, biased_als):
+    users = spark.createDataFrame([], "user_id int")
+    blocked = top_n_all_users(biased_als, ratings, 3, users=users, on_driver=True)
+    assert blocked.schema == top_n_all_users(biased_als, ratings, 3, users=users).schema
+    assert blocked.count() == 0
 
 
 def test_top_k_rows_matches_a_full_sort_with_ties_and_masks():

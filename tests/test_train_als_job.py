@@ -163,6 +163,10 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     assert list(top.columns) == ["user_id", "rank", "movie_id", "prediction"] and "top-n all users" in second["stages"]
     assert set(top["user_id"]) <= {r.user_id for r in release.ratings.select("user_id").distinct().collect()}
     assert all(sorted(ranks) == list(range(1, len(ranks) + 1)) and len(ranks) <= 2 for ranks in top.groupby("user_id")["rank"].apply(list))
+    # The als model's bias tables are the bias model's: copied, not written twice.
+    parts = lambda folder: sorted(p.name for p in folder.glob("part-*"))  # noqa: E731
+    for table in ("user_bias", "item_bias"):
+        assert parts(again / "models" / "als" / table) == parts(again / "models" / "bias" / table) != []
     assert second["counts"] == first["counts"]
     for name in ("bias", "als"):
         a, b = first["models"][name], second["models"][name]
@@ -170,6 +174,29 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
         # differ in their last bits; anything beyond that is a real change.
         for key in ("rmse", "mae", "r2", "ndcg@3", "precision@3"):
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)
+
+
+@pytest.mark.parametrize("rows, on_driver", [(None, False), (80_000, True), (job.RATINGS_PER_PARTITION, True),
+                                              (job.RATINGS_PER_PARTITION + 1, False)])
+def test_top_n_for_all_users_ranks_small_data_on_the_driver(monkeypatch, rows, on_driver):
+    from movierec_spark import topn_all
+
+    asked = {}
+
+    class Frame:
+        def cache(self):
+            return self
+
+        def count(self):
+            return 0
+
+    def fake(model, seen, n, **kwargs):
+        asked.update(kwargs, n=n)
+        return Frame()
+
+    monkeypatch.setattr(topn_all, "top_n_all_users", fake)
+    job.top_n_for_all_users({"recommend": {"top_n": 7}}, None, None, rows)
+    assert asked == {"n": 7, "on_driver": on_driver}
 
 
 @pytest.mark.parametrize("per_block, rows, parallelism, blocks", [

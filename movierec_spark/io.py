@@ -367,6 +367,32 @@ def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
     return df.select(*columns)
 
 
+# Where Spark records a DataFrame's schema in the footer of every Parquet file it writes.
+SPARK_SCHEMA_KEY = b"org.apache.spark.sql.parquet.row.metadata"
+
+
+def written_schema(folder: str | Path) -> StructType | None:
+    """The schema Spark recorded in the footer of a Parquet folder's first part file, or None.
+
+    Read on the driver with pyarrow (a millisecond). ``spark.read.parquet``
+    without a schema runs a Spark job to read the same footer, one per
+    table (five in ml-latest-small's load stage, bench/NOTES.md).
+    None when there is no part file or it was not written by Spark (then
+    Spark infers the schema as before).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(folder).glob("part-*.parquet"))
+    if not files:
+        return None
+    try:
+        recorded = (pq.read_schema(files[0]).metadata or {}).get(SPARK_SCHEMA_KEY)
+        return None if recorded is None else StructType.fromJson(json.loads(recorded))
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+        return None
+
+
 def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any], dict[str, DataFrame]]:
     """The report and tables that jobs/ingest.py (or a generator) wrote under ``path``.
 
@@ -398,7 +424,9 @@ def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any]
     for table in INGESTED_TABLES:
         folder = path / table
         if folder.is_dir():
-            tables[table] = _conform(spark.read.parquet(str(folder)), TABLE_SCHEMAS[table], folder)
+            schema = written_schema(folder)
+            reader = spark.read if schema is None else spark.read.schema(schema)
+            tables[table] = _conform(reader.parquet(str(folder)), TABLE_SCHEMAS[table], folder)
     # Test-only (MOVIEREC_FAULTS=fail-task-once): every job that reads ingested
     # ratings then meets a failing task; a no-op otherwise.
     tables["ratings"] = faults.fail_task_once(tables["ratings"])

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from jobs import ingest
@@ -154,6 +155,44 @@ def test_ingested_layout_of_a_generator_loads(spark, tmp_path):
         load.load_data(spark, {"ingested_dir": str(out)})
     with pytest.raises(MovieRecError, match="ingest_report.json"):
         load.load_data(spark, {"ingested_dir": str(tmp_path)})
+
+
+def _job_ids(spark, group, action):
+    """``action()``'s result and the ids of the Spark jobs it ran (job group ``group``)."""
+    sc = spark.sparkContext
+    sc.setJobGroup(group, group)
+    try:
+        result = action()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return result, sc.statusTracker().getJobIdsForGroup(group)
+
+
+def test_ingested_tables_are_read_with_the_schema_in_their_footers(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "ingested"
+    fresh = load.load_release(spark, load.get_release("ml-latest-small"), small_release(tmp_path / "src"))
+    io.write_table(fresh.ratings, out / "ratings")
+    io.write_table(fresh.movies, out / "movies")
+    io.write_json(out / io.REPORT_NAME, {"release": "ml-latest-small"})
+    assert io.written_schema(out / "ratings") == fresh.ratings.schema
+    # Opening the tables reads no file footer through Spark: no job.
+    loaded, jobs = _job_ids(spark, "open-ingested", lambda: load.load_data(spark, {"ingested_dir": str(out)}))
+    assert jobs == []
+    assertDataFrameEqual(loaded.ratings, fresh.ratings)
+    # A table not written by Spark (no schema in its footer): inferred, as before.
+    shutil.rmtree(out / "movies")
+    (out / "movies").mkdir()
+    pq.write_table(pa.Table.from_pandas(fresh.movies.toPandas(), preserve_index=False), out / "movies" / "part-0.parquet")
+    assert io.written_schema(out / "movies") is None
+    assertDataFrameEqual(load.load_data(spark, {"ingested_dir": str(out)}).movies, fresh.movies)
+    # The schema read from the footer is still checked against the table's.
+    shutil.rmtree(out / "ratings")
+    io.write_table(fresh.ratings.withColumn(C.RATING, F.col(C.RATING).cast("string")), out / "ratings")
+    with pytest.raises(MovieRecError, match="rating is string"):
+        load.load_data(spark, {"ingested_dir": str(out)})
 
 
 # --- the real releases, from folder and zip ---

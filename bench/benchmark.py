@@ -57,9 +57,9 @@ SHORT_RUN_RATINGS = 2_000_000  # sizes below this get --runs repeats
 # (-XX:TieredStopAtLevel=1). A short run spends most of its time in code that
 # runs a few times (query planning, code generation, job set-up), and C2's
 # compiling of it cost ml-latest-small about as much CPU as the work itself;
-# a long run needs C2's code (at 25M the split and the bias fit took three
-# times as long with C1 alone). Figures: bench/NOTES.md, "ml-latest-small:
-# the JVM's start-up compiler". The plain reference keeps Spark's defaults.
+# a long run needs C2's code (at 25M the ALS fit took twice as long with C1
+# alone). Figures: bench/NOTES.md, "ml-latest-small under 30 s". The plain
+# reference keeps Spark's defaults.
 QUICK_JVM_RATINGS = 2_000_000
 QUICK_JVM = ("--driver-java-options", "-XX:TieredStopAtLevel=1")
 # Hand-written measurements (levers, top-N, fold-in) appended to the report.

@@ -20,6 +20,7 @@ from movierec_spark.model import KIND_EXPLICIT, RecommenderModel, SavedFactors
 from movierec_spark.movie_table import collect_movie_table
 from movierec_spark.personal import CustomRecommender, RecommendSettings
 from movierec_spark.releases import WHOLE_STARS
+from tests.spark_jobs import jobs_while
 from tests.tiny_models import saved_trained_model, tiny_catalog, tiny_model
 
 
@@ -87,21 +88,10 @@ def test_driver_fold_in_of_no_ratings_is_an_empty_table(spark):
 # --- loading a saved model's factor tables without ALSModel.load ---
 
 
-def _jobs_while(spark, group, action):
-    """``action()``'s result and the ids of the Spark jobs it ran (tagged with job group ``group``)."""
-    sc = spark.sparkContext
-    sc.setJobGroup(group, group)
-    try:
-        result = action()
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    return result, sc.statusTracker().getJobIdsForGroup(group)
-
-
 def test_factors_only_load_runs_no_job_and_recommends_like_the_whole_model(spark, tmp_path_factory):
     path = saved_trained_model(spark, tmp_path_factory)
-    whole, whole_jobs = _jobs_while(spark, "load-whole", lambda: RecommenderModel.load(spark, path))
-    light, light_jobs = _jobs_while(
+    whole, whole_jobs = jobs_while(spark, "load-whole", lambda: RecommenderModel.load(spark, path))
+    light, light_jobs = jobs_while(
         spark, "load-factors", lambda: RecommenderModel.load(spark, path, factors_only=True)
     )
     assert isinstance(whole.als, ALSModel) and whole_jobs  # ALSModel.load runs jobs: what is saved
@@ -146,7 +136,7 @@ def test_a_saved_movie_table_is_read_without_a_job_and_equals_the_collected_one(
     path = saved_trained_model(spark, tmp_path_factory)
     assert (path / MOVIE_TABLE).is_dir()
     loaded = CustomRecommender.load(spark, path, RecommendSettings())
-    saved, jobs = _jobs_while(spark, "saved-movie-table", loaded.collect_movie_table)
+    saved, jobs = jobs_while(spark, "saved-movie-table", loaded.collect_movie_table)
     assert jobs == []
     collected = CustomRecommender(spark, loaded.model, loaded.catalog).collect_movie_table()  # Spark's joins
     assert saved.rank == collected.rank == 3 and len(saved.ids) == len(collected.ids) > 0
@@ -161,7 +151,7 @@ def test_a_model_without_a_saved_movie_table_collects_it(spark, tmp_path_factory
     shutil.copytree(saved_trained_model(spark, tmp_path_factory), copy)
     shutil.rmtree(copy / MOVIE_TABLE)
     loaded = CustomRecommender.load(spark, copy, RecommendSettings())
-    table, jobs = _jobs_while(spark, "collected-movie-table", loaded.collect_movie_table)
+    table, jobs = jobs_while(spark, "collected-movie-table", loaded.collect_movie_table)
     assert jobs and table.rank == 3
 
 

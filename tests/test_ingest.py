@@ -18,6 +18,7 @@ from movierec_spark import validate as V
 from movierec_spark.config import load_config, merge
 from movierec_spark.releases import HALF_STARS
 from tests.release_files import write_files
+from tests.spark_jobs import jobs_while
 
 RATINGS = ["userId,movieId,rating,timestamp", "1,1,4.0,964982703", "1,2,3.5,964981247", "2,1,5.0,964982224"]
 MOVIES = ["movieId,title,genres", "1,Toy Story (1995),Animation", '2,"Heat, Again (1995)",Action']
@@ -157,17 +158,6 @@ def test_ingested_layout_of_a_generator_loads(spark, tmp_path):
         load.load_data(spark, {"ingested_dir": str(tmp_path)})
 
 
-def _job_ids(spark, group, action):
-    """``action()``'s result and the ids of the Spark jobs it ran (job group ``group``)."""
-    sc = spark.sparkContext
-    sc.setJobGroup(group, group)
-    try:
-        result = action()
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    return result, sc.statusTracker().getJobIdsForGroup(group)
-
-
 def test_ingested_tables_are_read_with_the_schema_in_their_footers(spark, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -179,7 +169,7 @@ def test_ingested_tables_are_read_with_the_schema_in_their_footers(spark, tmp_pa
     io.write_json(out / io.REPORT_NAME, {"release": "ml-latest-small"})
     assert io.written_schema(out / "ratings") == fresh.ratings.schema
     # Opening the tables reads no file footer through Spark: no job.
-    loaded, jobs = _job_ids(spark, "open-ingested", lambda: load.load_data(spark, {"ingested_dir": str(out)}))
+    loaded, jobs = jobs_while(spark, "open-ingested", lambda: load.load_data(spark, {"ingested_dir": str(out)}))
     assert jobs == []
     assertDataFrameEqual(loaded.ratings, fresh.ratings)
     # A table not written by Spark (no schema in its footer): inferred, as before.

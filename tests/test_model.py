@@ -11,6 +11,7 @@ from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.model import KIND_EXPLICIT, RecommenderModel
 from movierec_spark.releases import WHOLE_STARS
+from tests.spark_jobs import jobs_while
 
 
 def _bias_model(spark, als=None):
@@ -67,17 +68,6 @@ def test_loading_something_that_is_not_a_model_says_so(spark, tmp_path):
         RecommenderModel.load(spark, tmp_path)
 
 
-def _job_ids(spark, group, action):
-    """The ids of the Spark jobs ``action()`` ran (tagged with job group ``group``)."""
-    sc = spark.sparkContext
-    sc.setJobGroup(group, group)
-    try:
-        action()
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    return sc.statusTracker().getJobIdsForGroup(group)
-
-
 def test_tables_shared_by_two_models_are_written_once_and_copied(spark, tmp_path):
     from movierec_spark import io
 
@@ -90,9 +80,9 @@ def test_tables_shared_by_two_models_are_written_once_and_copied(spark, tmp_path
     for model in (baseline, sharing, other):
         model.max_user_id()  # remembered: metadata.json then runs no job
     saved = io.SavedTables()
-    first = _job_ids(spark, "save-baseline", lambda: baseline.save(tmp_path / "bias", saved))
-    copied = _job_ids(spark, "save-sharing", lambda: sharing.save(tmp_path / "als", saved))
-    written = _job_ids(spark, "save-other", lambda: other.save(tmp_path / "other", saved))
+    _, first = jobs_while(spark, "save-baseline", lambda: baseline.save(tmp_path / "bias", saved))
+    _, copied = jobs_while(spark, "save-sharing", lambda: sharing.save(tmp_path / "als", saved))
+    _, written = jobs_while(spark, "save-other", lambda: other.save(tmp_path / "other", saved))
 
     assert len(first) >= 2 and copied == [] and len(written) >= 1
     parts = lambda folder: sorted(p.name for p in folder.glob("part-*"))  # noqa: E731

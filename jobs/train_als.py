@@ -462,7 +462,9 @@ def fewer_shuffle_partitions(spark, partitions: int | None) -> str | None:
     job checkpoints (the bias tables) nor joins with them (the top-N
     input), which keep their hash partitions: on ml-latest-small every job
     reading them and every write of them ran 16 tasks. Never raised:
-    ml-25m keeps conf/spark-defaults.conf's 16.
+    ml-25m keeps conf/spark-defaults.conf's 16. For the ratings-sized
+    stages only: ``run`` restores the configured count
+    (:func:`restore_shuffle_partitions`) once the test ratings are scored.
     """
     current = spark.conf.get(SHUFFLE_PARTITIONS)
     if partitions is None or partitions >= int(current):
@@ -470,6 +472,13 @@ def fewer_shuffle_partitions(spark, partitions: int | None) -> str | None:
     spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
     log.info("%d shuffle partitions (sized to the ratings; %s configured)", partitions, current)
     return current
+
+
+def restore_shuffle_partitions(spark, before: str | None) -> None:
+    """Set ``spark.sql.shuffle.partitions`` back to what :func:`fewer_shuffle_partitions` returned (None: nothing to do)."""
+    if before is not None:
+        spark.conf.set(SHUFFLE_PARTITIONS, before)
+        log.info("%s shuffle partitions again (the configured count)", before)
 
 
 def fewer_partitions(frame, partitions: int | None):
@@ -948,6 +957,13 @@ def run(spark, cfg: Config) -> int:
             scored_test, column_of = score_test(models, flagged_test)
             scored_test = scored_test.cache()
             scored_test.count()
+        # The stages from here on shuffle more than the ratings: the ranking
+        # metrics' candidate pairs are every user x every unseen movie (59
+        # times ml-latest-small's ratings; in 2 shuffle partitions the top-N
+        # blend's ranking ran out of a 4 GiB heap). They get the configured
+        # count back, which adaptive execution coalesces by size.
+        restore_shuffle_partitions(spark, shuffle_before)
+        shuffle_before = None
         results: dict[str, Any] = {}
         for name, model in models.items():
             with timer.stage(f"evaluate {name}"):
@@ -1025,8 +1041,7 @@ def run(spark, cfg: Config) -> int:
         metrics["stages"] = dict(timer.seconds)
         io.write_json(output / "metrics.json", {**metrics, "wall_seconds": time.perf_counter() - started})
     finally:
-        if shuffle_before is not None:
-            spark.conf.set(SHUFFLE_PARTITIONS, shuffle_before)
+        restore_shuffle_partitions(spark, shuffle_before)
         if tmp_checkpoints:
             shutil.rmtree(tmp_checkpoints, ignore_errors=True)
 

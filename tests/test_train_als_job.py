@@ -278,3 +278,29 @@ def test_fewer_shuffle_partitions_only_lowers_and_says_what_to_restore(spark):
         assert spark.range(10).groupBy((F.col("id") % 3).alias("k")).count().rdd.getNumPartitions() == 1
     finally:
         spark.conf.set(job.SHUFFLE_PARTITIONS, before)
+
+
+def test_only_the_ratings_sized_stages_run_with_fewer_shuffle_partitions(spark, tmp_path, monkeypatch):
+    release = tiny_release(spark, catalog_movies=13)  # named ml-100k: 100,000 published ratings
+    monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
+    parts = job.working_partitions(100_000, spark.sparkContext.defaultParallelism)
+    before = spark.conf.get(job.SHUFFLE_PARTITIONS)
+    configured = str(parts + 4)
+    spark.conf.set(job.SHUFFLE_PARTITIONS, configured)
+    seen = {}
+
+    def recording(name, real):
+        def call(*args, **kwargs):
+            seen.setdefault(name, spark.conf.get(job.SHUFFLE_PARTITIONS))
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(job, "fit_models", recording("fit", job.fit_models))
+    monkeypatch.setattr(job, "evaluate_model", recording("evaluate", job.evaluate_model))
+    try:
+        assert job.run(spark, _config(tmp_path / "out", "", "bias")) == 0
+        # Fits on the ratings: sized to them; ranking metrics (users x unseen movies): the configured count.
+        assert seen == {"fit": str(parts), "evaluate": configured}
+        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == configured
+    finally:
+        spark.conf.set(job.SHUFFLE_PARTITIONS, before)

@@ -74,7 +74,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark import custom, io
     from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_spark
+    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
 
     started = time.perf_counter()
     section = cfg["recommend"]
@@ -100,7 +100,7 @@ def run(spark, cfg: Config) -> int:
         log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
         frame = recommender.top_n(rated, users, movies)
-        table = to_spark(spark, frame, TOP_N_SCHEMA)
+        table = to_arrow(frame, TOP_N_SCHEMA)
     with timer.stage("write"), io.staged_table(output, "top_n", table, for_csv(frame)) as staging:
         io.write_csv(staging / "custom_ratings.csv", custom.resolved_table(ratings, first_id))
         io.write_json(

@@ -51,7 +51,7 @@ def validate(cfg: Config) -> None:
 def run(spark, cfg: Config) -> int:
     from movierec_spark import io
     from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
-    from movierec_spark.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_spark
+    from movierec_spark.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_arrow
 
     settings = RecommendSettings.from_config(cfg["recommend"])
     output = cfg.get("similar", {}).get("output")
@@ -67,7 +67,7 @@ def run(spark, cfg: Config) -> int:
             "or no other movie has --min-ratings ratings; try another movie or a lower --min-ratings"
         )
     if output:
-        with io.staged_table(output, "similar", to_spark(spark, frame, SIMILAR_SCHEMA), for_csv(frame)):
+        with io.staged_table(output, "similar", to_arrow(frame, SIMILAR_SCHEMA), for_csv(frame)):
             pass  # the table is all there is to publish
     cli.print_result(format_similar(frame, f"{movie.label} (id {movie.movie_id})"), output)
     return cli.EXIT_OK

@@ -175,17 +175,24 @@ def staged_output(final: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def staged_table(final: str | Path, name: str, table: DataFrame, csv_frame: Any) -> Iterator[Path]:
+def staged_table(final: str | Path, name: str, table: Any, csv_frame: Any) -> Iterator[Path]:
     """:func:`staged_output` for a job whose result is one table.
 
-    The staging folder already holds ``name/`` (``table`` as Parquet,
-    written by the executors) and ``name.csv`` (``csv_frame``: the same
-    rows collected and made CSV-ready by the caller, e.g.
-    ``tables.for_csv``); the body may add more files, and all of them are
-    published together.
+    The staging folder already holds ``name/`` (``table`` as Parquet: a
+    Spark DataFrame written by the executors, or a small Arrow table,
+    ``tables.to_arrow``, written here as one part file that Spark reads
+    like its own) and ``name.csv`` (``csv_frame``: the same rows made
+    CSV-ready by the caller, e.g. ``tables.for_csv``); the body may add
+    more files, and all of them are published together.
     """
     with staged_output(final) as staging:
-        write_table(table, staging / name)
+        if isinstance(table, DataFrame):
+            write_table(table, staging / name)
+        else:
+            import pyarrow.parquet as pq
+
+            (staging / name).mkdir()
+            pq.write_table(table, staging / name / "part-00000.parquet")
         write_csv(staging / f"{name}.csv", csv_frame)
         yield staging
 

@@ -215,6 +215,20 @@ def to_spark(spark: SparkSession, frame: pd.DataFrame, schema: T.StructType) -> 
     return spark.createDataFrame(rows, schema).coalesce(1)
 
 
+def to_arrow(frame: pd.DataFrame, schema: T.StructType):
+    """A small pandas table (``top_n_table``'s, ``similar_table``'s) as an Arrow table of ``schema``'s types.
+
+    What a job writes on the driver (:func:`movierec_spark.io.staged_table`)
+    instead of going through Spark: for a few hundred rows already in this
+    process, a Spark write is a job of its own (about 2.5 s on a cold JVM,
+    most of ``recommend.py``'s run from a saved model).
+    """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return pa.Table.from_pandas(frame[list(schema.names)], schema=to_arrow_schema(schema), preserve_index=False)
+
+
 def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
     """A table with ``genres`` written the MovieLens way (``Action|Drama``) for CSV."""
     out = frame.copy()

@@ -10,6 +10,8 @@ import pytest
 from jobs import recommend, similar
 from movierec_spark import MovieRecError, cli
 from movierec_spark.custom import CustomRatingsError
+from movierec_spark.tables import SIMILAR_SCHEMA, TOP_N_SCHEMA
+from tests.spark_jobs import jobs_while
 from tests.tiny_models import saved_trained_model
 
 
@@ -36,8 +38,12 @@ def test_recommend_writes_parquet_csv_report_and_prints(spark, tmp_path, model_d
     cfg = _config(recommend, ["--model", str(model_dir), "--custom-ratings", str(_ratings_file(tmp_path, GOOD)),
                               "--output", str(out), "--top-n", "3", "--min-ratings", "10"])
     recommend.validate(cfg)
-    assert recommend.run(spark, cfg) == cli.EXIT_OK
-    parquet = spark.read.parquet(str(out / "top_n")).toPandas()
+    # From a model saved with its movie table: no Spark job at all, the output written on the driver.
+    code, jobs = jobs_while(spark, "recommend", lambda: recommend.run(spark, cfg))
+    assert code == cli.EXIT_OK and jobs == []
+    written = spark.read.parquet(str(out / "top_n"))
+    assert [(f.name, f.dataType) for f in written.schema] == [(f.name, f.dataType) for f in TOP_N_SCHEMA]
+    parquet = written.toPandas()
     csv = pd.read_csv(out / "top_n.csv")
     assert len(parquet) == len(csv) == 6
     assert list(csv.columns) == list(parquet.columns)
@@ -92,7 +98,10 @@ def test_similar_lists_neighbours_by_title_and_writes_them(spark, tmp_path, mode
                             "--min-ratings", "10", "--output", str(out)])
     similar.validate(cfg)
     assert similar.run(spark, cfg) == cli.EXIT_OK
+    written = spark.read.parquet(str(out / "similar"))
+    assert [(f.name, f.dataType) for f in written.schema] == [(f.name, f.dataType) for f in SIMILAR_SCHEMA]
     table = pd.read_csv(out / "similar.csv")
+    pd.testing.assert_series_equal(written.toPandas().similar_movie_id, table.similar_movie_id, check_dtype=False)
     assert len(table) == 4 and 1 not in set(table.similar_movie_id) and set(table.movie_id) == {1}
     assert list(table.similarity) == sorted(table.similarity, reverse=True)
     assert (table.num_ratings >= 10).all()

@@ -390,6 +390,7 @@ class BlendModel:
         as models of their own): copied, not rewritten.
         """
         path = Path(path)
+        tables = tables if tables is not None else io.SavedTables()
         path.mkdir(parents=True, exist_ok=False)
         members = {}
         for name, model in self.models.items():
@@ -399,7 +400,7 @@ class BlendModel:
             model.save(path / name, tables)
             members[name] = kind
         for name, table in (self.support or {}).items():
-            io.write_shared_table(table, path / name, tables)
+            tables.write(table, path / name)
         meta = {
             "format_version": FORMAT_VERSION,
             "model": BLEND,

@@ -237,9 +237,10 @@ class ItemWeightsModel:
         ``tables``: the tables this output has saved already: copied, not rewritten.
         """
         path = Path(path)
+        tables = tables if tables is not None else io.SavedTables()
         path.mkdir(parents=True, exist_ok=False)
-        io.write_shared_table(self.weights, path / "weights", tables)
-        io.write_shared_table(self.seen, path / "seen", tables)
+        tables.write(self.weights, path / "weights")
+        tables.write(self.seen, path / "seen")
         # Written last: a folder with metadata.json is a complete model.
         (path / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
 
@@ -362,6 +363,7 @@ class TopNBlend:
         as models of their own): copied, not rewritten.
         """
         path = Path(path)
+        tables = tables if tables is not None else io.SavedTables()
         path.mkdir(parents=True, exist_ok=False)
         members = {}
         for name, model in self.models.items():

@@ -347,14 +347,6 @@ class SavedTables:
         self._written.append((df, path))
 
 
-def write_shared_table(df: DataFrame, path: str | Path, tables: SavedTables | None) -> None:
-    """:meth:`SavedTables.write` when ``tables`` is given, else :func:`write_table`."""
-    if tables is None:
-        write_table(df, path)
-    else:
-        tables.write(df, path)
-
-
 def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
     """``df`` with exactly ``schema``'s columns; numeric types are widened or narrowed."""
     have = {f.name: f.dataType for f in df.schema.fields}

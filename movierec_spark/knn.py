@@ -337,10 +337,11 @@ class KNNModel:
         bias tables, when the bias model was saved too): copied, not rewritten.
         """
         path = Path(path)
+        tables = tables if tables is not None else io.SavedTables()
         path.mkdir(parents=True, exist_ok=False)
         self.baseline.save(path / "baseline", tables)
-        io.write_shared_table(self.residuals, path / "residuals", tables)
-        io.write_shared_table(self.similarities, path / "similarities", tables)
+        tables.write(self.residuals, path / "residuals")
+        tables.write(self.similarities, path / "similarities")
         # Written last: a folder with metadata.json is a complete model.
         (path / "metadata.json").write_text(json.dumps(self.metadata(), indent=2) + "\n")
 

@@ -213,11 +213,12 @@ class RecommenderModel:
                 "load it with RecommenderModel.load(spark, path) to save it again"
             )
         path = Path(path)
+        tables = tables if tables is not None else io.SavedTables()
         path.mkdir(parents=True, exist_ok=False)
-        io.write_shared_table(self.user_bias, path / "user_bias", tables)
-        io.write_shared_table(self.item_bias, path / "item_bias", tables)
+        tables.write(self.user_bias, path / "user_bias")
+        tables.write(self.item_bias, path / "item_bias")
         if self.day_bias is not None:
-            io.write_shared_table(self.day_bias, path / "day_bias", tables)
+            tables.write(self.day_bias, path / "day_bias")
         if self.als is not None:
             self.als.save(str(path / "als"))
         # Written last: a folder with metadata.json is a complete model.

@@ -4,7 +4,8 @@
         [--normalise none,max,zscore,rrf] [--validation-fraction 0.25] [--implicit-reg 1.0]
         [--implicit-alpha 10,20] [--implicit-confidence binary,rating] [--implicit-rank 100,200]
         [--implicit-max-iter 15,30]
-        [--ease-reg 200,...] [--rp3-alpha 0.5,1.0 --rp3-beta 0.2,0.4 [--rp3-neighbours 200]]
+        [--ease-reg 200,...] [--ease-dropout 0,0.5] [--ease-diagonal zero,free] [--ease-neighbours 200,400]
+        [--rp3-alpha 0.5,1.0 --rp3-beta 0.2,0.4 [--rp3-neighbours 200]]
 
 On ml-100k's per-user stratified 75/25 split (seed 42, the accuracy
 protocol's), the TEST part is set aside and never read. The training part
@@ -14,10 +15,12 @@ it fits implicit ALS with the shipped ``[implicit]`` settings (regParam,
 alpha, confidence, rank, maxIter: each combination of ``--implicit-reg``,
 ``--implicit-alpha``, ``--implicit-confidence``, ``--implicit-rank``,
 ``--implicit-max-iter``) and EASE for
-every λ of the grid (the library's own functions), rescales each member's
+every point of the grid (``--ease-reg`` λ x ``--ease-dropout`` x
+``--ease-diagonal`` x ``--ease-neighbours``; the library's own functions),
+rescales each member's
 scores per user with each normalisation of ``--normalise`` (the library's
 ``ease.normalise_per_user``, the one ``TopNBlend`` applies), then scores
-every (regParam, normalisation, λ, EASE weight) point by nDCG@10 of the top 10 unseen
+every (implicit variant, normalisation, EASE point, EASE weight) point by nDCG@10 of the top 10 unseen
 movies against the held-out slice. It prints the grid sorted by mean
 nDCG@10 over the seeds; the best point is what ``[ease] reg_param`` and
 ``[topn_blend] weights`` and ``normalise`` (and ``[implicit] reg_param``) ship.
@@ -50,6 +53,7 @@ release, not the pipeline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import shutil
 import sys
@@ -98,6 +102,27 @@ def implicit_variants(shipped, confidence: str, reg: str = "", alpha: str = "", 
     ]
 
 
+def ease_variants(shipped, reg: str, dropout: str = "", diagonal: str = "", neighbours: str = "") -> list:
+    """Every EaseParams of the grid: the product of the comma-separated lists ("" keeps ``shipped``'s value)."""
+    def values(text: str, default, kind) -> list:
+        return [kind(v.strip()) for v in text.split(",")] if text else [default]
+
+    return [
+        dataclasses.replace(shipped, reg_param=r, dropout=p, diagonal=d, neighbours=k).validate()
+        for r, p, d, k in itertools.product(
+            values(reg, shipped.reg_param, float),
+            values(dropout, shipped.dropout, float),
+            values(diagonal, shipped.diagonal, str),
+            values(neighbours, shipped.neighbours, int),
+        )
+    ]
+
+
+def ease_label(point) -> str:
+    """An EASE grid point as reg_param/dropout/diagonal/neighbours."""
+    return f"{point.reg_param:g}/{point.dropout:g}/{point.diagonal}/{point.neighbours}"
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Each row's ``k`` highest columns, highest first, ties to the lower column.
 
@@ -143,6 +168,9 @@ def main() -> int:
     parser.add_argument("--implicit-rank", default="", help="[implicit] rank values to try (default: the shipped one)")
     parser.add_argument("--implicit-max-iter", default="", help="[implicit] max_iter values to try (default: the shipped one)")
     parser.add_argument("--ease-reg", default=",".join(f"{lam:g}" for lam in LAMBDAS), help="[ease] reg_param values to try")
+    parser.add_argument("--ease-dropout", default="", help="[ease] dropout values to try (default: the shipped one)")
+    parser.add_argument("--ease-diagonal", default="", help="[ease] diagonal values to try (default: the shipped one)")
+    parser.add_argument("--ease-neighbours", default="", help="[ease] neighbours values to try (default: the shipped one)")
     parser.add_argument("--rp3-alpha", default="", help="[rp3beta] alpha values to try (default: no RP3beta member)")
     parser.add_argument("--rp3-beta", default="0.0,0.2,0.4", help="[rp3beta] beta values to try (with --rp3-alpha)")
     parser.add_argument("--rp3-neighbours", type=int, default=0, help="[rp3beta] neighbours (default: the shipped one)")
@@ -150,7 +178,9 @@ def main() -> int:
 
     from movierec_spark import columns as C
     from movierec_spark.config import load_config
-    from movierec_spark.ease import SOURCE, WEIGHT, check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune
+    from movierec_spark.ease import (
+        SOURCE, WEIGHT, EaseParams, check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune,
+    )
     from movierec_spark.fit import fit_implicit_als
     from movierec_spark.load import load_data
     from movierec_spark.rp3beta import Rp3BetaParams, co_walks, rp3beta_weights
@@ -165,7 +195,9 @@ def main() -> int:
 
     variants = implicit_variants(shipped, confidence, args.implicit_reg, args.implicit_alpha,
                                  args.implicit_confidence, args.implicit_rank, args.implicit_max_iter)
-    lambdas = [float(lam) for lam in args.ease_reg.split(",")]
+    ease_points = ease_variants(EaseParams.from_config(cfg.get("ease", {})), args.ease_reg, args.ease_dropout,
+                                args.ease_diagonal, args.ease_neighbours)
+    labels = [ease_label(point) for point in ease_points]
     neighbours = args.rp3_neighbours or Rp3BetaParams.from_config(cfg.get("rp3beta", {})).neighbours
     rp3_points = [
         Rp3BetaParams(alpha=float(a), beta=float(b), neighbours=neighbours).validate()
@@ -222,11 +254,12 @@ def main() -> int:
             scores[f"implicit_{label}"] = u @ v.T
         ids = np.array(item_index(fit_part, movies))
         gram = gram_matrix(fit_part, ids.tolist())
-        for lam in lambdas:
+        for point, label in zip(ease_points, labels):
             b = np.zeros((movies, movies))
-            rows, cols, vals = prune(ease_weights(gram, lam), int(cfg["ease"]["neighbours"]))
+            solved = ease_weights(gram, point.reg_param, point.dropout, point.diagonal)
+            rows, cols, vals = prune(solved, point.neighbours)
             b[ids[rows], ids[cols]] = vals
-            scores[f"ease_{lam:g}"] = x @ b
+            scores[f"ease_{label}"] = x @ b
         for alpha in dict.fromkeys(p.alpha for p in rp3_points):
             walks = co_walks(fit_part, alpha).cache()
             for point in (p for p in rp3_points if p.alpha == alpha):
@@ -238,23 +271,23 @@ def main() -> int:
         candidates = ~x & x.any(axis=0)[None, :]
         for how in normalisations:
             members = rescaled(scores, candidates, how)
-            for (label, _, _), lam, (wi, we, wr) in itertools.product(variants, lambdas, weight_points(bool(rp3_points))):
+            for (label, _, _), ease, (wi, we, wr) in itertools.product(variants, labels, weight_points(bool(rp3_points))):
                 for point in (rp3_points if wr > 0 else [None]):
-                    blend = wi * members[f"implicit_{label}"] + we * members[f"ease_{lam:g}"]
+                    blend = wi * members[f"implicit_{label}"] + we * members[f"ease_{ease}"]
                     if point is not None:
                         blend = blend + wr * members[f"rp3_{rp3_label(point)}"]
                     score = ndcg_at_k(blend, x, held_out)
-                    results.setdefault((label, how, lam, rp3_label(point), (wi, we, wr)), []).append(score)
-                    print(f"seed {seed}  implicit {label}  {how}  λ {lam:g}  RP3beta {rp3_label(point)}  "
+                    results.setdefault((label, how, ease, rp3_label(point), (wi, we, wr)), []).append(score)
+                    print(f"seed {seed}  implicit {label}  {how}  EASE {ease}  RP3beta {rp3_label(point)}  "
                           f"weights {wi:g}/{we:g}/{wr:g}  nDCG@{K} {score:.4f}", flush=True)
         fit_part.unpersist()
 
     print(f"\nmean validation nDCG@{K} over seeds {args.seeds}, best first:")
-    print(f"{'implicit reg/α/conf/rank/iter':>29} {'normalise':>9} {'λ':>8} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} "
+    print(f"{'implicit reg/α/conf/rank/iter':>29} {'normalise':>9} {'EASE λ/p/diag/k':>20} {'RP3 α/β':>8} {'weights imp/EASE/RP3':>21} "
           f"{'nDCG@10':>9}   per seed")
-    for (label, how, lam, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
+    for (label, how, ease, rp3, weights), scores in sorted(results.items(), key=lambda kv: -np.mean(kv[1])):
         shares = "/".join(f"{w:g}" for w in weights)
-        print(f"{label:>29} {how:>9} {lam:>8g} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
+        print(f"{label:>29} {how:>9} {ease:>20} {rp3:>8} {shares:>21} {np.mean(scores):>9.4f}   "
               + " ".join(f"{s:.4f}" for s in scores))
     spark.stop()
     shutil.rmtree(checkpoints, ignore_errors=True)

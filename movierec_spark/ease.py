@@ -10,7 +10,18 @@ itself::
       = -P / diag(P)  (column-wise),  P = (X'X + reg_param I)^-1
 
 A user's score for movie ``j`` is the sum of ``B[i, j]`` over the movies
-``i`` they rated. Unlike a neighbourhood model it accounts for movies that
+``i`` they rated.
+
+Two options from Steck 2020 ("Autoencoders that don't overfit towards the
+Identity") regularise the way dropping each input with probability
+``dropout`` would: the penalty on movie ``i`` grows with its rating count,
+``Λ = reg_param I + dropout / (1 - dropout) diagMat(X'X)``, so the most-rated
+movies explain less of the others. ``diagonal`` picks the solution:
+``zero`` is EASE's constrained one above with ``Λ`` for ``reg_param I``;
+``free`` is DLAE's ``B = (X'X + Λ)^-1 X'X = I - P Λ`` (``P = (X'X + Λ)^-1``),
+whose off-diagonal weights ``-P[i, j] Λ[j]`` are kept and whose diagonal
+is dropped (a movie's weight on itself only ever scores a movie the user
+has seen already). ``dropout = 0`` with ``zero`` is plain EASE. Unlike a neighbourhood model it accounts for movies that
 are rated together for the same reason, which makes it one of the strongest
 top-N models on MovieLens-sized catalogues.
 
@@ -83,23 +94,37 @@ _SCORE = "_item_score"
 _MAX_GRAM_COLUMNS = 20000
 
 
+# How the weights' diagonal is handled (see the module docstring).
+DIAGONAL_ZERO = "zero"  # EASE: constrained to 0 while solving
+DIAGONAL_FREE = "free"  # DLAE: solved freely, then dropped
+DIAGONALS = (DIAGONAL_ZERO, DIAGONAL_FREE)
+
+
 @dataclass(frozen=True)
 class EaseParams:
-    """``[ease]``: the L2 penalty, how many movies, how many weights each keeps."""
+    """``[ease]``: the L2 penalty and dropout, the diagonal, how many movies, how many weights each keeps."""
 
     reg_param: float = 500.0
     max_items: int = 5000
     neighbours: int = 200
+    dropout: float = 0.0
+    diagonal: str = DIAGONAL_ZERO
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "EaseParams":
-        known = {k: section[k] for k in ("reg_param", "max_items", "neighbours") if k in section}
+        keys = ("reg_param", "max_items", "neighbours", "dropout", "diagonal")
+        known = {k: section[k] for k in keys if k in section}
         return cls(**known).validate()
 
     def validate(self) -> "EaseParams":
         reg = self.reg_param
         if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not 0 < reg < float("inf"):
             raise MovieRecError(f"[ease] reg_param must be a number above 0, got {reg!r}")
+        p = self.dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise MovieRecError(f"[ease] dropout must be a number from 0 up to (not including) 1, got {p!r}")
+        if self.diagonal not in DIAGONALS:
+            raise MovieRecError(f"[ease] diagonal must be one of {', '.join(DIAGONALS)}, got {self.diagonal!r}")
         for name, top in (("max_items", _MAX_GRAM_COLUMNS), ("neighbours", None)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (top and value > top):
@@ -148,12 +173,21 @@ def gram_matrix(ratings: DataFrame, movies: list[int]) -> np.ndarray:
     return per_user.coalesce(cores).rdd.mapPartitions(partial_gram).treeReduce(np.add).astype(np.float64)
 
 
-def ease_weights(gram: np.ndarray, reg_param: float) -> np.ndarray:
-    """EASE's closed form: ``B = -P / diag(P)`` by column, ``P = (G + reg I)^-1``, ``diag(B) = 0``."""
+def ease_weights(gram: np.ndarray, reg_param: float, dropout: float = 0.0, diagonal: str = DIAGONAL_ZERO) -> np.ndarray:
+    """The weights ``B`` from the Gram matrix ``G``, with ``diag(B) = 0``.
+
+    ``P = (G + Λ)^-1``, ``Λ = reg_param I + dropout / (1 - dropout) diagMat(G)``;
+    ``zero``: EASE's ``B = -P / diag(P)`` by column; ``free``: DLAE's
+    ``B = I - P Λ``, diagonal dropped.
+    """
+    penalty = reg_param + dropout / (1.0 - dropout) * np.diag(gram).astype(np.float64)
     penalised = np.array(gram, dtype=np.float64, copy=True)
-    penalised[np.diag_indices_from(penalised)] += reg_param
+    penalised[np.diag_indices_from(penalised)] += penalty
     precision = np.linalg.inv(penalised)
-    weights = -precision / np.diag(precision)[None, :]
+    if diagonal == DIAGONAL_FREE:
+        weights = -precision * penalty[None, :]
+    else:
+        weights = -precision / np.diag(precision)[None, :]
     np.fill_diagonal(weights, 0.0)
     return weights
 
@@ -270,7 +304,8 @@ def fit_ease(ratings: DataFrame, params: EaseParams = EaseParams()) -> EaseModel
     if not movies:
         raise MovieRecError("EASE needs at least one rating to learn from")
     gram = gram_matrix(ratings, movies)
-    rows, columns, values = prune(ease_weights(gram, float(params.reg_param)), params.neighbours)
+    solved = ease_weights(gram, float(params.reg_param), float(params.dropout), params.diagonal)
+    rows, columns, values = prune(solved, params.neighbours)
     ids = np.asarray(movies, dtype=np.int32)
     table = pd.DataFrame({SOURCE: ids[rows], C.MOVIE_ID: ids[columns], WEIGHT: values.astype(np.float64)})
     spark = ratings.sparkSession

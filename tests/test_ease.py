@@ -50,6 +50,31 @@ def test_closed_form_is_each_movies_ridge_regression_on_the_others():
         assert weights[j, j] == 0.0
 
 
+def test_dropout_penalises_each_movie_by_its_rating_count_in_the_ridge_regressions():
+    x = _matrix()
+    reg, dropout = 2.0, 0.4
+    penalty = reg + dropout / (1 - dropout) * x.sum(axis=0)  # diag(X'X): each movie's rating count
+    weights = ease_weights(x.T @ x, reg, dropout)
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + np.diag(penalty[others]), a.T @ x[:, j])
+        assert weights[others, j] == pytest.approx(expected, abs=1e-10)
+        assert weights[j, j] == 0.0
+
+
+def test_free_diagonal_is_dlae_with_its_diagonal_dropped():
+    x = _matrix()
+    gram = x.T @ x
+    reg, dropout = 2.0, 0.4
+    penalty = np.diag(reg + dropout / (1 - dropout) * np.diag(gram))
+    expected = np.linalg.solve(gram + penalty, gram)  # argmin ||X - XB||^2 + ||Λ^1/2 B||^2
+    np.fill_diagonal(expected, 0.0)
+    weights = ease_weights(gram, reg, dropout, "free")
+    assert weights == pytest.approx(expected, abs=1e-10)
+    assert not np.allclose(weights, ease_weights(gram, reg, dropout, "zero"))
+
+
 def test_prune_keeps_each_rows_largest_weights_by_size():
     weights = np.array([[0.0, 0.5, -0.9, 0.1], [0.3, 0.0, 0.2, -0.05], [0.0, 0.0, 0.0, 0.0]])
     rows, columns, values = prune(weights, 2)
@@ -65,12 +90,13 @@ def test_item_index_and_gram_matrix_match_numpy(spark):
     assert gram_matrix(ratings, movies) == pytest.approx(x.T @ x)
 
 
-def test_scores_are_the_sum_of_weights_over_a_users_movies_and_no_pair_is_dropped(spark):
+@pytest.mark.parametrize("dropout, diagonal", [(0.0, "zero"), (0.3, "free")])
+def test_scores_are_the_sum_of_weights_over_a_users_movies_and_no_pair_is_dropped(spark, dropout, diagonal):
     ratings = _ratings(spark)
-    params = EaseParams(reg_param=1.5, max_items=5, neighbours=3)
+    params = EaseParams(reg_param=1.5, max_items=5, neighbours=3, dropout=dropout, diagonal=diagonal)
     model = fit_ease(ratings, params)
     x = _matrix()
-    full = ease_weights(x.T @ x, 1.5)
+    full = ease_weights(x.T @ x, 1.5, dropout, diagonal)
     pruned = np.zeros_like(full)
     rows, columns, values = prune(full, 3)
     pruned[rows, columns] = values
@@ -95,7 +121,7 @@ def test_max_items_limits_the_movies_ease_covers(spark):
 
 def test_topn_blend_adds_the_members_weighted_scores_and_round_trips(spark, tmp_path):
     ratings = _ratings(spark)
-    a = fit_ease(ratings, EaseParams(reg_param=1.0, max_items=5, neighbours=5))
+    a = fit_ease(ratings, EaseParams(reg_param=1.0, max_items=5, neighbours=5, dropout=0.2, diagonal="free"))
     b = fit_ease(ratings, EaseParams(reg_param=10.0, max_items=5, neighbours=5))
     blend = TopNBlend({"a": a, "b": b}, {"a": 0.25, "b": 2.0})
     pairs = spark.createDataFrame([(u, m) for u in RATED for m in MOVIES], "user_id int, movie_id int")
@@ -185,6 +211,9 @@ def test_bad_parameters_and_folders_are_refused(spark, tmp_path):
         ({"reg_param": 0}, "reg_param must be a number above 0"),
         ({"max_items": 20001}, "max_items must be a whole number of 1 or more and at most 20000"),
         ({"neighbours": 2.5}, "neighbours must be a whole number"),
+        ({"dropout": 1.0}, r"dropout must be a number from 0 up to \(not including\) 1"),
+        ({"dropout": -0.1}, "dropout must be a number from 0"),
+        ({"diagonal": "none"}, "diagonal must be one of zero, free"),
     ):
         with pytest.raises(MovieRecError, match=message):
             EaseParams.from_config(bad)

@@ -3,6 +3,10 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
+from movierec_spark import MovieRecError
+from movierec_spark.ease import EaseParams
 from movierec_spark.fit import AlsParams
 
 _SPEC = importlib.util.spec_from_file_location(
@@ -35,3 +39,17 @@ def test_rank_alpha_and_reg_reach_the_params():
     ((label, params, conf),) = topn_grid.implicit_variants(SHIPPED, "rating", reg="1", alpha="5", rank="200")
     assert (label, conf) == ("1/5/rating/200/15", "rating")
     assert params == SHIPPED.with_(reg_param=1.0, alpha=5.0, rank=200)
+
+
+def test_ease_flags_multiply_and_reach_the_params():
+    shipped = EaseParams(reg_param=1000.0, max_items=5000, neighbours=200)
+    points = topn_grid.ease_variants(shipped, "300,500", dropout="0.5", diagonal="zero, free")
+    assert [topn_grid.ease_label(p) for p in points] == [
+        "300/0.5/zero/200", "300/0.5/free/200", "500/0.5/zero/200", "500/0.5/free/200",
+    ]
+    assert {p.max_items for p in points} == {5000}
+    assert topn_grid.ease_variants(shipped, "", neighbours="400") == [
+        EaseParams(reg_param=1000.0, max_items=5000, neighbours=400)
+    ]
+    with pytest.raises(MovieRecError, match="diagonal must be one of"):
+        topn_grid.ease_variants(shipped, "300", diagonal="none")

@@ -786,11 +786,14 @@ def read_custom_users(cfg: Config, catalog, scale):
 
 
 def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale, rows=None):
-    """Top-N table of the custom users (movierec_spark.personal; pandas), and their first user id.
+    """Top-N table of the custom users (movierec_spark.personal; pandas), their first user id, ``model``'s movie table.
 
     ``[recommend] method``: ``foldin`` solves each custom user against the
     fitted model's fixed movies; ``retrain`` refits the model on the
-    training ratings plus theirs (same parameters and seed).
+    training ratings plus theirs (same parameters and seed). The movie
+    table (a :class:`movierec_spark.movie_table.MovieTable`) is the one
+    ``foldin`` collected for ``model``, to be saved beside it; ``None``
+    after ``retrain``, which collects the refitted model's instead.
     """
     from movierec_spark import fit
     from movierec_spark.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
@@ -809,9 +812,9 @@ def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_rating
         retrained = recommender.retrained(custom_df, refit, train)
         movies = recommender.collect_movie_table(retrained)
         users = recommender.collect_user_terms(retrained, custom_df)
-        return recommender.top_n(rated, users, movies, model=retrained), first_id
+        return recommender.top_n(rated, users, movies, model=retrained), first_id, None
     movies = recommender.collect_movie_table()
-    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), first_id
+    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), first_id, movies
 
 
 def model_params(model) -> dict[str, Any]:
@@ -981,14 +984,14 @@ def run(spark, cfg: Config) -> int:
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
             sample = predictions_sample(scored_test, column_of, movies, sample_rows) if sample_rows else None
-        recs = recs_table = resolved = None
+        recs = recs_table = resolved = collected_movies = None
         # The biased ALS model recommends; without it (--models), the bias baseline.
         recommender_model = models.get(PRIMARY) or models.get(BIAS)
         if custom_ratings and recommender_model is None:
             log.warning("no als or bias model among --models: no recommendations for the custom users")
         elif custom_ratings:
             with timer.stage("recommend"):
-                recs, first_id = recommend_for_custom_users(
+                recs, first_id, collected_movies = recommend_for_custom_users(
                     spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale,
                     counts["train_rows"],
                 )
@@ -1026,7 +1029,9 @@ def run(spark, cfg: Config) -> int:
                 # model/ is models/als again: a file copy, not a second write of
                 # its tables from Spark (ml-25m's day bias table alone is 20M rows).
                 shutil.copytree(staging / "models" / PRIMARY, staging / "model")
-                save_catalog(models[PRIMARY], catalog, staging / "model")
+                # The recommend stage's movie table is this model's when it recommended.
+                movies_of_primary = collected_movies if recommender_model is models[PRIMARY] else None
+                save_catalog(models[PRIMARY], catalog, staging / "model", movies_of_primary)
             if sample is not None:
                 io.write_csv(staging / "predictions_sample.csv", sample)
             if all_top is not None:

@@ -186,13 +186,7 @@ def staged_table(final: str | Path, name: str, table: Any, csv_frame: Any) -> It
     more files, and all of them are published together.
     """
     with staged_output(final) as staging:
-        if isinstance(table, DataFrame):
-            write_table(table, staging / name)
-        else:
-            import pyarrow.parquet as pq
-
-            (staging / name).mkdir()
-            pq.write_table(table, staging / name / "part-00000.parquet")
+        write_table(table, staging / name)
         write_csv(staging / f"{name}.csv", csv_frame)
         yield staging
 
@@ -312,9 +306,20 @@ INGESTED_TABLES = ("ratings", "movies", "tags", "links", "users", "rejects")
 REQUIRED_TABLES = ("ratings", "movies")
 
 
-def write_table(df: DataFrame, path: str | Path) -> None:
-    """Write ``df`` as Parquet at ``path``, which must not exist yet."""
-    df.write.mode("errorifexists").parquet(str(path))
+def write_table(df: Any, path: str | Path) -> None:
+    """Write ``df`` as Parquet at ``path``, which must not exist yet.
+
+    A Spark DataFrame is written by the executors; a small Arrow table
+    (``tables.to_arrow``, already on the driver) is written here as one
+    part file that Spark reads like its own, with no Spark job.
+    """
+    if isinstance(df, DataFrame):
+        df.write.mode("errorifexists").parquet(str(path))
+        return
+    import pyarrow.parquet as pq
+
+    Path(path).mkdir(parents=True, exist_ok=False)
+    pq.write_table(df, Path(path) / "part-00000.parquet")
 
 
 class SavedTables:
@@ -500,14 +505,15 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
 MOVIE_TABLE = "movie_table"
 
 
-def write_movie_table(table: DataFrame, model_dir: str | Path) -> Path:
+def write_movie_table(table: Any, model_dir: str | Path) -> Path:
     """Save a model's per-movie table under ``model_dir/movie_table``, as one Parquet file.
 
-    One file (``coalesce(1)``), so that :func:`read_movie_table` reads it on
-    the driver in one go: it is small (ml-25m: 62k movies, a few MB).
+    One file (a DataFrame is written ``coalesce(1)``; an Arrow table is
+    one file anyway), so that :func:`read_movie_table` reads it on the
+    driver in one go: it is small (ml-25m: 62k movies, a few MB).
     """
     target = Path(model_dir) / MOVIE_TABLE
-    write_table(table.coalesce(1), target)
+    write_table(table.coalesce(1) if isinstance(table, DataFrame) else table, target)
     return target
 
 

@@ -37,7 +37,7 @@ from movierec_spark.foldin import fold_in_local
 from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
 from movierec_spark.model import ITEM_BIAS, USER_BIAS, RecommenderModel
 from movierec_spark.movie_table import MovieTable, collect_movie_table, movie_table_frame
-from movierec_spark.tables import similar_table, top_n_table
+from movierec_spark.tables import similar_table, to_arrow, top_n_table
 from movierec_spark.taste import FEATURES as TASTE_FEATURES
 from movierec_spark.taste import content_features
 from movierec_spark.titles import Movie, TitleIndex
@@ -110,16 +110,21 @@ def movies_with_features(catalog: DataFrame) -> DataFrame:
     return catalog.select(*CATALOG_COLUMNS, content_features().alias(TASTE_FEATURES))
 
 
-def save_catalog(model: RecommenderModel, catalog: DataFrame, model_dir: str | Path) -> None:
+def save_catalog(model: RecommenderModel, catalog: DataFrame, model_dir: str | Path,
+                 movies: MovieTable | None = None) -> None:
     """Save ``catalog`` beside the model saved in ``model_dir``, and the model's movie table.
 
     The movie table (:func:`movierec_spark.movie_table.movie_table_frame`)
     is what :meth:`CustomRecommender.collect_movie_table` would collect; saved
     as one file, a later ``recommend.py`` reads it on the driver instead of
     joining three tables in Spark (bench/NOTES.md, "a saved movie table").
+    ``movies``: that table, when this run has collected it already (the
+    custom users' recommendations did): written from the driver with the
+    Spark plan's types, so the joins do not run a second time.
     """
     write_catalog(catalog, model_dir)
-    write_movie_table(movie_table_frame(model, movies_with_features(catalog)), model_dir)
+    table = movie_table_frame(model, movies_with_features(catalog))
+    write_movie_table(table if movies is None else to_arrow(movies.frame, table.schema), model_dir)
 
 
 @dataclass

@@ -15,11 +15,13 @@ from pyspark.testing import assertDataFrameEqual
 
 from movierec_spark import MovieRecError
 from movierec_spark.foldin import FOLDED_USERS, fold_in, fold_in_local
-from movierec_spark.io import MOVIE_TABLE, read_catalog
+from movierec_spark import columns as C
+from movierec_spark.io import MOVIE_TABLE, read_catalog, write_movie_table
 from movierec_spark.model import KIND_EXPLICIT, RecommenderModel, SavedFactors
-from movierec_spark.movie_table import collect_movie_table
-from movierec_spark.personal import CustomRecommender, RecommendSettings
+from movierec_spark.movie_table import collect_movie_table, movie_table_frame
+from movierec_spark.personal import CustomRecommender, RecommendSettings, movies_with_features, save_catalog
 from movierec_spark.releases import WHOLE_STARS
+from movierec_spark.tables import to_arrow
 from tests.spark_jobs import jobs_while
 from tests.tiny_models import saved_trained_model, tiny_catalog, tiny_model
 
@@ -144,6 +146,36 @@ def test_a_saved_movie_table_is_read_without_a_job_and_equals_the_collected_one(
     np.testing.assert_array_equal(saved.factors, collected.factors)
     np.testing.assert_array_equal(saved.item_bias, collected.item_bias)
     np.testing.assert_array_equal(saved.has_factors, collected.has_factors)
+
+
+def test_a_movie_table_already_collected_is_saved_from_the_driver_as_spark_writes_it(spark, tmp_path_factory, tmp_path):
+    path = saved_trained_model(spark, tmp_path_factory)  # its movie table written by Spark's joins
+    loaded = CustomRecommender.load(spark, path, RecommendSettings())
+    collected = CustomRecommender(spark, loaded.model, loaded.catalog).collect_movie_table()
+    _, jobs = jobs_while(spark, "movie-table-from-driver",
+                         lambda: write_movie_table(to_arrow(collected.frame, movie_table_schema(loaded)), tmp_path))
+    assert jobs == []
+    spark_written, driver_written = pq.read_table(path / MOVIE_TABLE), pq.read_table(tmp_path / MOVIE_TABLE)
+    assert column_types(driver_written) == column_types(spark_written)
+    key = [(C.MOVIE_ID, "ascending")]
+    expected = spark_written.sort_by(key).to_pydict()
+    assert driver_written.sort_by(key).to_pydict() == expected
+    # save_catalog takes that route when handed the table: the catalog's write is its only job
+    _, handed = jobs_while(spark, "save-handed", lambda: save_catalog(
+        loaded.model, loaded.catalog, tmp_path / "handed", collected))
+    _, joined = jobs_while(spark, "save-joined", lambda: save_catalog(loaded.model, loaded.catalog, tmp_path / "joined"))
+    assert 0 < len(handed) < len(joined)
+    for folder in ("handed", "joined"):
+        assert pq.read_table(tmp_path / folder / MOVIE_TABLE).sort_by(key).to_pydict() == expected
+
+
+def movie_table_schema(loaded):
+    return movie_table_frame(loaded.model, movies_with_features(loaded.catalog)).schema
+
+
+def column_types(table):
+    """Names and types, nullability aside (the catalog read back from Parquet is nullable)."""
+    return [(f.name, str(f.type).replace(" not null", "")) for f in table.schema]
 
 
 def test_a_model_without_a_saved_movie_table_collects_it(spark, tmp_path_factory, tmp_path):

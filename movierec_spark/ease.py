@@ -10,20 +10,21 @@ itself::
       = -P / diag(P)  (column-wise),  P = (X'X + reg_param I)^-1
 
 A user's score for movie ``j`` is the sum of ``B[i, j]`` over the movies
-``i`` they rated.
+``i`` they rated. Unlike a neighbourhood model it accounts for movies that
+are rated together for the same reason, which makes it one of the strongest
+top-N models on MovieLens-sized catalogues.
 
 Two options from Steck 2020 ("Autoencoders that don't overfit towards the
 Identity") regularise the way dropping each input with probability
 ``dropout`` would: the penalty on movie ``i`` grows with its rating count,
 ``Λ = reg_param I + dropout / (1 - dropout) diagMat(X'X)``, so the most-rated
 movies explain less of the others. ``diagonal`` picks the solution:
-``zero`` is EASE's constrained one above with ``Λ`` for ``reg_param I``;
-``free`` is DLAE's ``B = (X'X + Λ)^-1 X'X = I - P Λ`` (``P = (X'X + Λ)^-1``),
-whose off-diagonal weights ``-P[i, j] Λ[j]`` are kept and whose diagonal
-is dropped (a movie's weight on itself only ever scores a movie the user
-has seen already). ``dropout = 0`` with ``zero`` is plain EASE. Unlike a neighbourhood model it accounts for movies that
-are rated together for the same reason, which makes it one of the strongest
-top-N models on MovieLens-sized catalogues.
+``zero`` is the constrained one above with ``Λ`` for ``reg_param I``
+(EDLAE, full rank); ``free`` is DLAE's ``B = (X'X + Λ)^-1 X'X = I - P Λ``
+(``P = (X'X + Λ)^-1``), whose off-diagonal weights ``-P[i, j] Λ[j]`` are
+kept and whose diagonal is dropped (a movie's weight on itself only ever
+scores a movie the user has seen already). ``dropout = 0`` with ``zero``
+is plain EASE.
 
 Where the work happens: Spark sums the Gram matrix ``X'X`` over users
 (a dense buffer per partition, summed in a tree); the inverse is a

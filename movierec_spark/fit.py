@@ -212,9 +212,12 @@ def damped_biases(ratings: DataFrame, mean: float, params: BiasParams) -> tuple[
     )
     user_bias = None
     item_bias = None
+    # The bias tables are broadcast into the passes (one row per user or
+    # movie): a sort-merge join would shuffle every rating again on each
+    # pass (about 200 MB per pass at ml-25m, bench/NOTES.md).
     for _ in range(params.bias_iterations):
         with_user = (
-            centred.join(user_bias, on=C.USER_ID, how="left").fillna(0.0, subset=[USER_BIAS])
+            centred.join(F.broadcast(user_bias), on=C.USER_ID, how="left").fillna(0.0, subset=[USER_BIAS])
             if user_bias is not None
             else centred.withColumn(USER_BIAS, F.lit(0.0))
         )
@@ -223,7 +226,7 @@ def damped_biases(ratings: DataFrame, mean: float, params: BiasParams) -> tuple[
             .alias(ITEM_BIAS)
         ).cache()
         user_bias = (
-            centred.join(item_bias, on=C.MOVIE_ID, how="left")
+            centred.join(F.broadcast(item_bias), on=C.MOVIE_ID, how="left")
             .groupBy(C.USER_ID)
             .agg(
                 (F.sum(F.col(_RESIDUAL) - F.col(ITEM_BIAS)) / (F.count(F.lit(1)) + F.lit(float(params.user_damping))))

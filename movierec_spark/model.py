@@ -139,8 +139,14 @@ class RecommenderModel:
         )
         baseline = F.lit(float(self.global_mean)) + F.col(USER_BIAS) + F.col(ITEM_BIAS)
         if self.day_bias is not None and C.TIMESTAMP in pairs.columns:
+            # Broadcast too: one row per user and day they rated (ml-25m's
+            # 20M training ratings: 1.3M rows, 17 MB of Parquet), where a
+            # sort-merge join shuffled and sorted every scored pair (the
+            # residuals ALS fits and the test rows, bench/NOTES.md).
             days = self.day_bias.select(C.USER_ID, F.col(DAY).alias(_DAY), F.col(DAY_BIAS).alias(_DAY_BIAS))
-            out = out.withColumn(_DAY, day_of(F.col(C.TIMESTAMP))).join(days, on=[C.USER_ID, _DAY], how="left")
+            out = out.withColumn(_DAY, day_of(F.col(C.TIMESTAMP))).join(
+                F.broadcast(days), on=[C.USER_ID, _DAY], how="left"
+            )
             baseline = baseline + F.coalesce(F.col(_DAY_BIAS), F.lit(0.0))
             out = out.withColumn(name, baseline.cast("double")).drop(_DAY, _DAY_BIAS)
         else:

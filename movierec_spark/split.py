@@ -8,13 +8,14 @@ every input row exactly once.
 Methods
 -------
 ``random`` (the default)
-    ``DataFrame.randomSplit`` with a seed, made deterministic. The input is
-    first hash-partitioned on (user, movie) into a fixed number of
-    partitions (``partitions``, 16 by default) and persisted. Spark's
-    randomSplit sorts each partition before it samples it with a generator
-    seeded by the seed and the partition's index, so a row's half depends on
-    which partition holds it and on the other rows there. Hash partitioning
-    fixes both from the rows alone: a re-evaluated split (a lost executor, an
+    ``DataFrame.randomSplit``'s rows with a seed, made deterministic. The
+    input is first hash-partitioned on (user, movie) into a fixed number of
+    partitions (``partitions``, 16 by default). Spark's randomSplit sorts
+    each partition before it samples it with a generator seeded by the seed
+    and the partition's index, so a row's half depends on which partition
+    holds it and on the other rows there; :func:`random_split` makes the
+    same draws in one sorted pass and persists the rows with their half.
+    Hash partitioning fixes both from the rows alone: a re-evaluated split (a lost executor, an
     evicted cached block, a retried task), another cluster or another file
     layout gives the same halves, and no row can be in both or in neither.
     Same rows, seed and ``partitions``: same split.
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
@@ -67,6 +69,7 @@ _HASH_BUCKETS = 1_000_000
 
 _N = "_n_user"
 _POS = "_pos_in_user"
+_IN_TEST = "_in_test"
 
 
 @dataclass
@@ -111,9 +114,19 @@ def random_split(
     """Seeded ``DataFrame.randomSplit``: about ``test_fraction`` of the rows go to test.
 
     Deterministic (see the module docstring): the input is hash-partitioned
-    on (user_id, movie_id) into ``partitions`` partitions and persisted
-    (memory, spilling to disk) before the split. :meth:`Split.release`
-    frees it.
+    on (user_id, movie_id) into ``partitions`` partitions, each partition is
+    sorted and every row draws its half, and that is persisted (memory,
+    spilling to disk) before train and test are filtered from it.
+    :meth:`Split.release` frees it.
+
+    The rows are exactly those of ``randomSplit([1 - f, f], seed)`` on the
+    hash-partitioned input (tests/test_split.py compares them), in one pass
+    instead of two: randomSplit sorts each partition once per half and
+    samples it with a generator seeded by ``seed`` plus the partition's
+    index, one draw per row in sorted order, keeping the draws in
+    ``[lower, upper)`` of the half's share; ``rand(seed)`` over the same
+    sorted partitions makes the same draws. At ml-25m the second sort of
+    25M rows was about a quarter of the split stage (bench/NOTES.md).
 
     Examples
     --------
@@ -124,8 +137,28 @@ def random_split(
     _check_fraction(test_fraction)
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
-    pinned = ratings.repartition(partitions, C.USER_ID, C.MOVIE_ID).persist(StorageLevel.MEMORY_AND_DISK)
-    train, test = pinned.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    # randomSplit's bounds: the weights over their sum, added up (the same
+    # floating-point steps, so the same bounds).
+    weights = [1.0 - test_fraction, test_fraction]
+    total = sum(weights)
+    train_upper = weights[0] / total
+    test_upper = train_upper + weights[1] / total
+    # randomSplit sorts by every column whose type can be ordered, ascending
+    # (nulls first), before drawing; a ratings table's columns all can.
+    order = [F.col(f.name).asc() for f in ratings.schema.fields if not isinstance(f.dataType, T.MapType)]
+    draw = F.rand(seed)
+    # Null: the draw fell in neither half (randomSplit's bounds can end a
+    # rounding step short of 1), as with randomSplit.
+    in_test = F.when(draw < F.lit(train_upper), F.lit(False)).when(draw < F.lit(test_upper), F.lit(True))
+    pinned = (
+        ratings.repartition(partitions, C.USER_ID, C.MOVIE_ID)
+        .sortWithinPartitions(*order)
+        .withColumn(_IN_TEST, in_test)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    columns = ratings.columns
+    train = pinned.where(~F.col(_IN_TEST)).select(*columns)
+    test = pinned.where(F.col(_IN_TEST)).select(*columns)
     return Split(train, test, RANDOM, test_fraction, seed, pinned)
 
 

@@ -26,7 +26,7 @@ movies and an exact top-k per row that sorts only the entries above a bound
 (:func:`top_k_rows`) -- the same plan as ``ALSModel.recommendForAllUsers``
 (blocks, GEMM, per-block top-k), plus the biases and the exclusion of seen
 movies it lacks. Memory per task: one
-``block_size`` x movies matrix of doubles (256 x 59k: 120 MB).
+``block_size`` x movies matrix of doubles (64 x 59k: 30 MB).
 
 :func:`rank_block` is the one ranking of users against candidate movies:
 this module's ``mapInPandas`` runs it on the executors for every user, and
@@ -53,7 +53,13 @@ from movierec_spark.movie_table import MovieTable, collect_movie_table
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BLOCK_SIZE = 256
+# Users per block. Each block makes a few passes over its users x movies
+# matrix of scores; at ml-25m's 59k movies, 64 users (30 MB of doubles, two
+# tasks sharing this machine's 32 MB L3 cache) took 3.4-3.5 CPU s where 256
+# (120 MB) took 3.8-4.1 for the same 13,003 users in two processes at once
+# (bench/topn_blocks.py, bench/NOTES.md); the ranking is per user, so the
+# block size does not change it.
+DEFAULT_BLOCK_SIZE = 64
 
 OUTPUT_SCHEMA = T.StructType(
     [

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
 
 from movierec_spark import MovieRecError
 from movierec_spark.split import (
@@ -100,6 +101,36 @@ def test_plain_randomsplit_of_a_reshuffled_input_is_not_a_partition(spark):
     train, test = noisy.randomSplit([0.75, 0.25], seed=11)
     keys = _keys(train) + _keys(test)
     assert len(keys) != 4000 or len(set(keys)) != 4000
+
+
+def _randomsplit_reference(ratings, fraction, seed, partitions):
+    """DataFrame.randomSplit itself on the same hash-partitioned, persisted input."""
+    pinned = ratings.repartition(partitions, "user_id", "movie_id").persist()
+    return pinned.randomSplit([1.0 - fraction, fraction], seed=seed)
+
+
+@pytest.mark.parametrize(("fraction", "seed", "partitions"), [(0.25, 11, 16), (0.2, 42, 3), (0.7, 5, 1)])
+def test_random_split_takes_the_rows_randomsplit_takes(spark, fraction, seed, partitions):
+    """One sorted pass draws the same rows as randomSplit's two: ties in
+    (user, movie), null timestamps and repeated rows included, so the sort
+    order's every column and its nulls-first matter."""
+    base = _many(spark, 3000).withColumn(
+        "timestamp", F.when(F.col("movie_id") % 7 == 0, F.lit(None)).otherwise(F.col("movie_id") % 13).cast("long")
+    ).withColumn("rating", (F.col("movie_id") % 5 + 1).cast("float"))
+    # Repeated (user, movie) pairs with another rating, with the same rating
+    # and another (or no) timestamp, and exact repeats.
+    ratings = base.unionByName(base.where(F.col("movie_id") % 3 == 0).withColumn("rating", F.lit(0.5).cast("float")))
+    ratings = ratings.unionByName(
+        base.where(F.col("movie_id") % 2 == 1).withColumn(
+            "timestamp", F.when(F.col("movie_id") % 4 == 1, F.lit(None)).otherwise(F.lit(99)).cast("long")
+        )
+    )
+    ratings = ratings.unionByName(base.where(F.col("movie_id") % 11 == 0))
+    want_train, want_test = _randomsplit_reference(ratings, fraction, seed, partitions)
+    split = random_split(ratings, fraction, seed, partitions=partitions)
+    for got, want in ((split.train, want_train), (split.test, want_test)):
+        assertDataFrameEqual(got, want)
+    assert split.train.columns == ratings.columns
 
 
 def test_random_split_partitions_are_part_of_its_definition(spark):

@@ -9,7 +9,7 @@ Inputs
 * relevant movies: ``user_id``, ``movie_id`` (a user's test ratings).
 
 Outputs are plain ``dict``s of floats / ints, named as they appear in
-``metrics.json``: ``rmse``, ``mae``, ``r2`` as ``RegressionEvaluator`` defines them;
+``metrics.json``: ``rmse``, ``mae``, ``r2`` from ``RegressionEvaluator``;
 ``precision@K``, ``recall@K``, ``ndcg@K``, ``map@K`` from
 ``RankingEvaluator`` (Spark's definitions: precision divides by K, recall by
 the number of relevant movies, nDCG uses binary gains ``1/log(rank+1)``,
@@ -23,9 +23,7 @@ Callers should cache what they pass in when they ask for several metrics.
 
 from __future__ import annotations
 
-import math
-
-from pyspark.ml.evaluation import RankingEvaluator
+from pyspark.ml.evaluation import RankingEvaluator, RegressionEvaluator
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -49,36 +47,17 @@ _RELEVANT = "relevant"
 def regression_metrics(
     predictions: DataFrame, label_col: str = C.RATING, prediction_col: str = C.PREDICTION
 ) -> dict[str, float | None]:
-    """RMSE, MAE and R2 of ``prediction_col`` against ``label_col``, in one Spark job.
+    """RMSE, MAE and R2 of ``prediction_col`` against ``label_col``.
 
-    ``RegressionEvaluator``'s definitions (unweighted): ``rmse = sqrt(SSE / n)``,
-    ``mae = sum|error| / n``, ``r2 = 1 - SSE / SStot`` with ``SStot`` the
-    label's sum of squared deviations from its mean. One aggregate gives all
-    three: the evaluator ran a job per metric (and one more to see whether
-    the frame was empty), each a pass over the scored test rows (at ml-25m
-    about 1 s per pass, bench/NOTES.md). Rows with a null label or
-    prediction are left out. An empty frame gives ``None`` for each metric
-    instead of NaN.
+    An empty frame gives ``None`` for each metric instead of NaN.
     """
-    label = F.col(label_col).cast("double")
-    error = F.col(prediction_col).cast("double") - label
-    row = (
-        predictions.where(F.col(label_col).isNotNull() & F.col(prediction_col).isNotNull())
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum(error * error).alias("sse"),
-            F.sum(F.abs(error)).alias("sae"),
-            F.var_pop(label).alias("var"),
-        )
-        .first()
-    )
-    n = int(row["n"])
-    if n == 0:
+    if predictions.isEmpty():
         return {name: None for name in REGRESSION_METRICS}
-    sse, total = float(row["sse"]), float(row["var"]) * n
-    # Constant labels: RegressionEvaluator's 1 - SSE / 0 (NaN when SSE is 0 too).
-    r2 = 1.0 - sse / total if total else (float("nan") if sse == 0 else float("-inf"))
-    return {"rmse": math.sqrt(sse / n), "mae": float(row["sae"]) / n, "r2": r2}
+    evaluator = RegressionEvaluator(labelCol=label_col, predictionCol=prediction_col)
+    typed = predictions.select(
+        F.col(label_col).cast("double").alias(label_col), F.col(prediction_col).cast("double").alias(prediction_col)
+    )
+    return {name: float(evaluator.evaluate(typed, {evaluator.metricName: name})) for name in REGRESSION_METRICS}
 
 
 def ranking_frame(top_k: DataFrame, relevant: DataFrame) -> DataFrame:

@@ -143,17 +143,6 @@ def test_cold_start_flags_and_counts(spark):
     assert [(r.user_id, r.movie_id) for r in warm_rows(flagged).collect()] == [(1, 20)]
 
 
-def test_regression_metrics_equal_regression_evaluator(spark):
-    """One aggregate gives RegressionEvaluator's rmse, mae and r2 (its own definitions)."""
-    from pyspark.ml.evaluation import RegressionEvaluator
-
-    rows = [(u, m, float(1 + (u * m) % 5), 0.5 + ((u + 3 * m) % 9) / 2) for u in range(1, 9) for m in range(1, 12)]
-    df = spark.createDataFrame(rows, "user_id int, movie_id int, rating float, prediction double")
-    evaluator = RegressionEvaluator(labelCol="rating", predictionCol="prediction")
-    want = {name: evaluator.evaluate(df, {evaluator.metricName: name}) for name in ("rmse", "mae", "r2")}
-    assert regression_metrics(df) == pytest.approx(want, rel=1e-12)
-
-
 def test_cold_flags_do_not_shuffle_the_test_rows(spark):
     """The training users and movies are broadcast into the test rows."""
     train = spark.createDataFrame([(1, 10, 4.0), (2, 20, 3.0)], "user_id int, movie_id int, rating float")

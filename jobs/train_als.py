@@ -918,7 +918,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark.catalog import build_catalog
     from movierec_spark.personal import save_catalog
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_spark
+    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
 
     started = time.perf_counter()
     timer = StageTimer()
@@ -984,19 +984,17 @@ def run(spark, cfg: Config) -> int:
         sample_rows = int(cfg["evaluate"]["predictions_sample"])
         with timer.stage("predictions sample"):
             sample = predictions_sample(scored_test, column_of, movies, sample_rows) if sample_rows else None
-        recs = recs_table = resolved = collected_movies = None
+        recs_table = resolved = collected_movies = None
         # The biased ALS model recommends; without it (--models), the bias baseline.
         recommender_model = models.get(PRIMARY) or models.get(BIAS)
         if custom_ratings and recommender_model is None:
             log.warning("no als or bias model among --models: no recommendations for the custom users")
         elif custom_ratings:
             with timer.stage("recommend"):
-                recs, first_id, collected_movies = recommend_for_custom_users(
+                recs_table, first_id, collected_movies = recommend_for_custom_users(
                     spark, cfg, recommender_model, catalog, custom_ratings, title_index, train, scale,
                     counts["train_rows"],
                 )
-                recs_table = recs
-                recs = to_spark(spark, recs_table, TOP_N_SCHEMA)
                 resolved = custom.resolved_table(custom_ratings, first_id)
         all_top = None
         if _section(cfg, "recommend").get("all_users", False):
@@ -1037,7 +1035,7 @@ def run(spark, cfg: Config) -> int:
             if all_top is not None:
                 io.write_table(all_top, staging / "top_n_all")
             if recs_table is not None:
-                io.write_table(recs, staging / "recommendations")
+                io.write_table(to_arrow(recs_table, TOP_N_SCHEMA), staging / "recommendations")
                 io.write_csv(staging / "recommendations.csv", for_csv(recs_table))
                 io.write_csv(staging / "custom_ratings.csv", resolved)
             metrics["stages"] = dict(timer.seconds)

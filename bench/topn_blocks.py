@@ -3,7 +3,7 @@
     .venv/bin/python bench/topn_blocks.py [--users 162541] [--movies 59047] [--seen 20000000] [--share 0.1]
 
 Random rank-10 factors and biases; each user has seen ``seen / users``
-random movies. Runs the same ``mapInPandas`` function the job runs, on a
+random movies. Runs the same ``mapInArrow`` function the job runs, on a
 ``share`` of the users in this one process, and prints the CPU seconds per
 user block and the projection to all users (the JVM's part -- grouping the
 seen movies, joins -- is not included: see BENCHMARKS.md for the stage).
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from movierec_spark import columns as C
@@ -40,15 +40,17 @@ def main() -> None:
     items = np.hstack([rng.normal(0, 0.3, (args.movies, 10)), rng.normal(0, 0.5, (args.movies, 1))])
     users = int(args.users * args.share)
     per_user = args.seen // args.users
-    frame = pd.DataFrame({
-        C.USER_ID: np.arange(1, users + 1, dtype=np.int32),
-        USER_BIAS: rng.normal(0, 0.3, users),
-        FEATURES: list(rng.normal(0, 0.3, (users, 10)).astype(np.float32)),
-        _SEEN: [rng.choice(item_ids, per_user, replace=False).astype(np.int32) for _ in range(users)],
+    factors = rng.normal(0, 0.3, (users, 10)).astype(np.float32)
+    seen = [rng.choice(item_ids, per_user, replace=False).astype(np.int32) for _ in range(users)]
+    batch = pa.RecordBatch.from_pydict({
+        C.USER_ID: pa.array(np.arange(1, users + 1, dtype=np.int32)),
+        USER_BIAS: pa.array(rng.normal(0, 0.3, users)),
+        FEATURES: pa.ListArray.from_arrays(pa.array(np.arange(0, 10 * users + 1, 10, dtype=np.int32)), pa.array(factors.ravel())),
+        _SEEN: pa.ListArray.from_arrays(pa.array(np.arange(0, per_user * users + 1, per_user, dtype=np.int32)), pa.array(np.concatenate(seen))),
     })  # fmt: skip
     run = _score_blocks(item_ids, np.ascontiguousarray(items.T), 3.5, (0.5, 5.0), 10, args.block_size)
     cpu, wall = time.process_time(), time.perf_counter()
-    rows = sum(len(out) for out in run(iter([frame])))
+    rows = sum(out.num_rows for out in run(iter([batch])))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     blocks = -(-users // args.block_size)
     print(f"{users:,} users x {args.movies:,} movies in {blocks} blocks of {args.block_size}: {rows:,} rows, "

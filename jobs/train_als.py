@@ -755,7 +755,7 @@ def top_n_for_all_users(cfg: Config, model, train, rows: int | None = None):
     ``rows``: the training ratings. Up to :data:`RATINGS_PER_PARTITION`
     (data that fits one partition) the users are ranked on the driver
     (``top_n_all_users(on_driver=True)``): the same ranking without starting
-    the executors' Python workers (the ``mapInPandas`` job took 2.3 and 4.3 s
+    the executors' Python workers (their ranking job, then ``mapInPandas``, took 2.3 and 4.3 s
     in two event-logged ml-latest-small runs, bench/NOTES.md).
     """
     from movierec_spark.topn_all import top_n_all_users

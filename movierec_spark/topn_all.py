@@ -19,21 +19,23 @@ product instead. For a recommendation (no timestamp, so no day bias) a
 model scores ``mean + b_u + b_i + p_u . q_i``; within one user ``mean + b_u``
 is a constant, so the ranking only needs ``[p_u, 1] . [q_i, b_i]``. The
 candidates' augmented factors ``[q_i, b_i]`` (59k x 11 doubles: 5 MB) go to
-every task with the function; the users stream through ``mapInPandas`` in
+every task with the function; the users stream through ``mapInArrow`` in
 blocks of ``block_size`` with the list of movies each has seen, and each
-block is one BLAS product (``block_size`` x movies), a mask of the seen
-movies and an exact top-k per row that sorts only the entries above a bound
-(:func:`top_k_rows`) -- the same plan as ``ALSModel.recommendForAllUsers``
-(blocks, GEMM, per-block top-k), plus the biases and the exclusion of seen
-movies it lacks. Memory per task: one
-``block_size`` x movies matrix of doubles (64 x 59k: 30 MB).
+block is one BLAS product (``block_size`` x movies, in single precision), a
+mask of the seen movies and an exact top-k per row that computes in double
+precision and sorts only the entries above a bound (:func:`top_k_products`)
+-- the same plan as ``ALSModel.recommendForAllUsers`` (blocks, GEMM,
+per-block top-k), plus the biases and the exclusion of seen movies it
+lacks. Memory per task: one ``block_size`` x movies matrix of floats (64 x
+59k: 15 MB).
 
-:func:`rank_block` is the one ranking of users against candidate movies:
-this module's ``mapInPandas`` runs it on the executors for every user, and
+:func:`_rank_users` is the one ranking of users against candidate movies:
+this module's ``mapInArrow`` function runs it on the executors for every
+user (its arrays read straight from the Arrow batches), and
 :func:`movierec_spark.tables.top_n_table` on the driver for a few custom
-users (with the taste-match boost).
+users through :func:`rank_block` (with the taste-match boost).
 
-The pandas function is a vectorised batch function, not a per-row UDF:
+The Arrow function is a vectorised batch function, not a per-row UDF:
 Spark has no built-in column function for a top-k over a matrix product.
 """
 
@@ -148,17 +150,110 @@ def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray
     return rows[keep], cols[keep], ranks[keep]
 
 
-def _seen_positions(seen_lists, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, column)`` of every seen movie that is a candidate (others are ignored)."""
-    lengths = np.fromiter((0 if s is None else len(s) for s in seen_lists), dtype=np.int64, count=len(seen_lists))
-    if lengths.sum() == 0 or len(item_ids) == 0:
+def _seen_positions(rows: np.ndarray, movies: np.ndarray, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, column)`` of every seen ``(row, movie id)`` pair whose movie is a candidate (others are ignored)."""
+    if len(movies) == 0 or len(item_ids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    movies = np.concatenate([np.asarray(s, dtype=np.int64) for s in seen_lists if s is not None and len(s)])
-    rows = np.repeat(np.arange(len(lengths)), lengths)
     pos = np.minimum(np.searchsorted(item_ids, movies), len(item_ids) - 1)
     hit = item_ids[pos] == movies
     return rows[hit], pos[hit]
+
+
+# Machine epsilon of float32 (2**-23, twice its unit roundoff).
+_EPS32 = float(np.finfo(np.float32).eps)
+
+
+def single_precision(right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`top_k_products` derives from ``right``: ``(right as float32, each row's largest |entry|)``.
+
+    For a caller that ranks many blocks against the same ``right``.
+    """
+    return right.astype(np.float32), np.abs(right).max(axis=1, initial=0.0)
+
+
+def top_k_products(
+    left: np.ndarray,
+    right: np.ndarray,
+    n: int,
+    masked: tuple[np.ndarray, np.ndarray],
+    boost: np.ndarray | None = None,
+    chunk: int = 128,
+    prepared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``n`` largest entries of ``left @ right (+ boost)``, the ``masked`` ones left out.
+
+    Returns ``(row, column, rank, product)``: rank 1-based, ordered by the
+    double-precision value descending then column ascending (what
+    :func:`top_k_rows` gives for the dense matrix with ``-inf`` at
+    ``masked``), and ``product`` the chosen entries of ``left @ right``
+    in double precision (without ``boost``). ``masked``: ``(rows,
+    columns)`` never to choose; a row with fewer other entries gets fewer.
+    ``prepared``: ``single_precision(right)``, if the caller keeps it.
+
+    Exact, though the dense matrix is only made in single precision (half
+    the memory traffic of doubles; the product, the mask and one pass for
+    the chunk maxima are the whole cost): the ``n``-th largest of a row's
+    chunk maxima bounds its ``n``-th entry from below (see
+    :func:`top_k_rows`), lowered by twice a bound on the float32 rounding
+    error; only the chunks whose maximum reaches that are looked at again,
+    and their entries above it are computed in double precision and sorted.
+    """
+    n_rows, depth = left.shape
+    n_cols = right.shape[1]
+    k = min(n, n_cols)
+    empty = np.zeros(0, dtype=np.int64)
+    if n_rows == 0 or k == 0:
+        return empty, empty, empty, np.zeros(0)
+    right32, right_max = prepared if prepared is not None else single_precision(right)
+    approx = left.astype(np.float32) @ right32
+    # |float32 result - exact| <= (depth + 2) u sum_j |left_j right_j| for any
+    # summation order (u = eps / 2; the inputs, the products and the sums are
+    # rounded); eps (depth + 4) bounds it with room to spare, per row.
+    err = _EPS32 * (depth + 4) * (np.abs(left) @ right_max)
+    if boost is not None:
+        approx += boost.astype(np.float32)
+        err += 4 * _EPS32 * np.abs(boost).max(axis=1, initial=0.0)
+    approx[masked[0], masked[1]] = -np.inf
+    full = n_cols // chunk
+    maxima = [approx[:, : full * chunk].reshape(n_rows, full, chunk).max(axis=2)] if full else []
+    if full * chunk < n_cols:
+        maxima.append(approx[:, full * chunk :].max(axis=1, keepdims=True))
+    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
+    n_chunks = maxima.shape[1]
+    if n_chunks > k:
+        bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k].astype(np.float64) - 2 * err
+    else:
+        bound = np.full(n_rows, -np.inf)
+    chunk_rows, chunk_ids = np.nonzero(maxima >= bound[:, None])
+    cols = (chunk_ids[:, None] * chunk + np.arange(chunk)).ravel()
+    rows = np.repeat(chunk_rows, chunk)
+    inside = cols < n_cols
+    rows, cols = rows[inside], cols[inside]
+    values = approx[rows, cols]
+    near = np.isfinite(values) & (values >= bound[rows])
+    rows, cols = rows[near], cols[near]
+    if len(rows) == 0:
+        return empty, empty, empty, np.zeros(0)
+    product = np.einsum("ij,ji->i", left[rows], right[:, cols])
+    ranking = product if boost is None else product + boost[rows, cols]
+    order = np.lexsort((cols, -ranking, rows))
+    rows, cols, product = rows[order], cols[order], product[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ranks = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+    keep = ranks <= k
+    return rows[keep], cols[keep], ranks[keep], product[keep]
+
+
+def _rank_users(user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip,
+                boost=None, prepared=None):
+    """:func:`rank_block` on arrays: ``user_aug`` the users' ``[p_u, 1]`` rows, seen pairs as two flat arrays."""
+    masked = _seen_positions(seen_rows, seen_movies, item_ids)
+    rows, cols, ranks, scores = top_k_products(user_aug, item_t, n, masked, boost, prepared=prepared)
+    prediction = global_mean + user_bias[rows] + scores
+    if clip is not None:
+        prediction = np.clip(prediction, clip[0], clip[1])
+    return rows, cols, ranks, prediction
 
 
 def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, item_t: np.ndarray, n: int,
@@ -181,40 +276,70 @@ def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, 
         for row, vector in enumerate(user_factors):
             if vector is not None:  # a user without factors ranks by movie bias
                 user_aug[row, :rank] = vector
-    scores = user_aug @ item_t
-    ranking = scores if boost is None else scores + boost
-    seen_rows, seen_cols = _seen_positions(list(seen), item_ids)
-    ranking[seen_rows, seen_cols] = -np.inf
-    rows, cols, ranks = top_k_rows(ranking, n)
-    prediction = global_mean + np.asarray(user_bias, dtype=np.float64)[rows] + scores[rows, cols]
-    if clip is not None:
-        prediction = np.clip(prediction, clip[0], clip[1])
-    return rows, cols, ranks, prediction
+    lists = [np.zeros(0, dtype=np.int64) if s is None else np.asarray(s, dtype=np.int64) for s in seen]
+    seen_rows = np.repeat(np.arange(len(lists)), [len(s) for s in lists])
+    seen_movies = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    return _rank_users(np.asarray(user_bias, dtype=np.float64), user_aug, seen_rows, seen_movies,
+                       item_ids, item_t, n, global_mean, clip, boost)
+
+
+def _block_arrays(block, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(user_bias, user_aug, seen_rows, seen_movies)`` of a block of :func:`user_frame` rows (an Arrow record batch).
+
+    Vectorised: the factor lists (all ``rank`` long, null for a user without
+    factors) and the seen lists are read from their flat Arrow buffers.
+    """
+    import pyarrow.compute as pc
+
+    n_users = block.num_rows
+    user_bias = block.column(USER_BIAS).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    user_aug = np.zeros((n_users, rank + 1), dtype=np.float64)
+    user_aug[:, rank] = 1.0  # picks up the movie bias; a user without factors ranks by it
+    if rank:
+        features = block.column(FEATURES)
+        has = features.is_valid().to_numpy(zero_copy_only=False)
+        flat = features.flatten().to_numpy(zero_copy_only=False)
+        if len(flat) != rank * int(has.sum()):
+            raise ValueError(f"user factors must all have {rank} values, as the movies' have")
+        user_aug[has, :rank] = flat.reshape(-1, rank)
+    seen = block.column(_SEEN)
+    lengths = pc.list_value_length(seen).fill_null(0).to_numpy(zero_copy_only=False)
+    seen_rows = np.repeat(np.arange(n_users), lengths)
+    seen_movies = seen.flatten().to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return user_bias, user_aug, seen_rows, seen_movies
 
 
 def _score_blocks(item_ids: np.ndarray, item_t: np.ndarray, global_mean: float, clip, n: int, block_size: int):
-    """The ``mapInPandas`` function: top-N rows for each block of users."""
-    import pandas as pd
+    """The ``mapInArrow`` function: top-N rows for each block of users (Arrow record batches in and out)."""
+    import pyarrow as pa
 
-    def block_top_n(frame: "pd.DataFrame") -> "pd.DataFrame":
-        users = frame[C.USER_ID].to_numpy(dtype=np.int64)
-        rows, cols, ranks, prediction = rank_block(
-            frame[USER_BIAS].to_numpy(dtype=np.float64), frame[FEATURES], frame[_SEEN],
-            item_ids, item_t, n, global_mean, clip,
+    prepared = single_precision(item_t)
+    rank = item_t.shape[0] - 1
+    schema = pa.schema([
+        pa.field(C.USER_ID, pa.int32(), False), pa.field(C.RANK, pa.int32(), False),
+        pa.field(C.MOVIE_ID, pa.int32(), False), pa.field(C.PREDICTION, pa.float64(), False),
+    ])  # fmt: skip
+
+    def block_top_n(block) -> "pa.RecordBatch":
+        users = block.column(C.USER_ID).to_numpy(zero_copy_only=False)
+        user_bias, user_aug, seen_rows, seen_movies = _block_arrays(block, rank)
+        rows, cols, ranks, prediction = _rank_users(
+            user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip, prepared=prepared
         )
-        return pd.DataFrame(
-            {
-                C.USER_ID: users[rows].astype(np.int32),
-                C.RANK: ranks.astype(np.int32),
-                C.MOVIE_ID: item_ids[cols].astype(np.int32),
-                C.PREDICTION: prediction.astype(np.float64),
-            }
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(users[rows].astype(np.int32)),
+                pa.array(ranks.astype(np.int32)),
+                pa.array(item_ids[cols].astype(np.int32)),
+                pa.array(prediction.astype(np.float64)),
+            ],
+            schema=schema,
         )
 
     def run(batches):
         for batch in batches:
-            for start in range(0, len(batch), block_size):
-                yield block_top_n(batch.iloc[start : start + block_size])
+            for start in range(0, batch.num_rows, block_size):
+                yield block_top_n(batch.slice(start, block_size))
 
     return run
 
@@ -241,7 +366,7 @@ def top_n_all_users(
     and seen movies: about as many numbers as ``seen`` has rows) and ranks
     them in this process with the same block function, returning the result
     as a local DataFrame: for small data, where starting the executors'
-    Python workers for ``mapInPandas`` (seconds) costs more than the ranking
+    Python workers for ``mapInArrow`` (seconds) costs more than the ranking
     (ml-latest-small: 610 users x 9,000 movies, a tenth of a second).
 
     >>> top = top_n_all_users(model, train, 10)          # doctest: +SKIP
@@ -264,9 +389,11 @@ def top_n_all_users(
     scorer = _score_blocks(item_ids, item_t, float(model.global_mean), clip, n, block_size)
     frame = user_frame(model, users, seen)
     if not on_driver:
-        return frame.mapInPandas(scorer, OUTPUT_SCHEMA)
-    import pandas as pd
-
-    blocks = list(scorer([frame.toPandas()]))
+        return frame.mapInArrow(scorer, OUTPUT_SCHEMA)
+    blocks = list(scorer(frame.toArrow().to_batches()))
     spark = seen.sparkSession
-    return spark.createDataFrame(pd.concat(blocks, ignore_index=True), OUTPUT_SCHEMA) if blocks else spark.createDataFrame([], OUTPUT_SCHEMA)
+    if not blocks:
+        return spark.createDataFrame([], OUTPUT_SCHEMA)
+    import pyarrow as pa
+
+    return spark.createDataFrame(pa.Table.from_batches(blocks).to_pandas(), OUTPUT_SCHEMA)

@@ -10,7 +10,7 @@ from movierec_spark import columns as C
 from movierec_spark.fit import AlsParams, BiasParams, fit_bias_model, fit_biased_als, fit_implicit_als
 from movierec_spark.recommend import top_n_unseen
 from movierec_spark.releases import HALF_STARS
-from movierec_spark.topn_all import top_k_rows, top_n_all_users
+from movierec_spark.topn_all import top_k_products, top_k_rows, top_n_all_users
 
 # 6 users x 8 movies; user 6 has rated all but one movie, movie 80 nobody
 # but user 5, so the lists have different lengths.
@@ -50,7 +50,7 @@ def test_biased_als_top_n_equals_the_cross_join(spark, ratings, biased_als, n, b
     blocked = top_n_all_users(biased_als, ratings, n, block_size=block_size, on_driver=on_driver)
     assertDataFrameEqual(blocked, brute_force(biased_als, ratings, n), atol=1e-9)
     # On the driver: a local table, no Python workers on the executors.
-    assert ("MapInPandas" in _plan(blocked)) is not on_driver
+    assert ("MapInArrow" in _plan(blocked)) is not on_driver
 
 
 def test_implicit_model_is_not_clipped_and_equals_the_cross_join(spark, ratings):
@@ -103,3 +103,54 @@ def test_top_k_rows_matches_a_full_sort_with_ties_and_masks():
             finite = [(-v, c) for c, v in enumerate(row) if np.isfinite(v)]
             want += [(r, i + 1, c) for i, (_, c) in enumerate(sorted(finite)[:k])]
         assert got == sorted(want)
+
+
+def _dense_top_k(left, right, n, masked, boost=None):
+    dense = left @ right if boost is None else left @ right + boost
+    dense[masked] = -np.inf
+    rows, cols, ranks = top_k_rows(dense, n)
+    return rows, cols, ranks
+
+
+@pytest.mark.parametrize("chunk", [4, 128])
+def test_top_k_products_equals_the_dense_ranking(chunk):
+    rng = np.random.default_rng(11)
+    for n_cols, k in ((300, 10), (9, 3), (200, 250)):
+        left, right = rng.normal(size=(30, 4)), rng.normal(size=(4, n_cols))
+        masked = np.nonzero(rng.random((30, n_cols)) < 0.3)
+        masked = (np.r_[masked[0], np.full(n_cols, 5)], np.r_[masked[1], np.arange(n_cols)])  # row 5: all seen
+        boost = rng.random((30, n_cols))
+        for extra in (None, boost):
+            rows, cols, ranks, product = top_k_products(left, right, k, masked, extra, chunk=chunk)
+            want = _dense_top_k(left, right, k, masked, extra)
+            for got, expected in zip((rows, cols, ranks), want):
+                np.testing.assert_array_equal(got, expected)
+            np.testing.assert_allclose(product, (left @ right)[rows, cols], rtol=0, atol=1e-12)
+            assert 5 not in rows
+
+
+def test_top_k_products_is_exact_where_single_precision_inverts_entries():
+    # Scores within 2e-8 of 1 + 2**-24. float32 (eps 2**-23) rounds the
+    # first input to 1 or to 1 + 2**-23 by its side of that midpoint (1e-10
+    # either way), and the second (up to 1e-8) cannot move the sum off it:
+    # in single precision the order is that side, in double mostly the
+    # second input.
+    rng = np.random.default_rng(3)
+    left = np.array([[1.0, 1.0], [1.0, -1.0], [1.0, 2.0]])
+    right = np.vstack([1.0 + 2.0**-24 + (rng.random(2000) - 0.5) * 2e-10, (rng.random(2000) - 0.5) * 2e-8])
+    masked = (np.array([0, 2]), np.array([17, 1999]))
+    for k in (1, 5, 40):
+        got = top_k_products(left, right, k, masked, chunk=16)
+        for a, b in zip(got[:3], _dense_top_k(left, right, k, masked)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_top_k_products_ties_go_to_the_smaller_column():
+    left = np.ones((2, 3))
+    right = np.zeros((3, 600))
+    right[0, [5, 300, 599]] = 1.0  # three tied best entries in three chunks
+    rows, cols, ranks, product = top_k_products(left, right, 4, (np.array([1]), np.array([300])))
+    assert rows.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert cols.tolist() == [5, 300, 599, 0, 5, 599, 0, 1]
+    assert ranks.tolist() == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert product.tolist() == [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]

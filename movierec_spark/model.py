@@ -143,8 +143,13 @@ class RecommenderModel:
             # 20M training ratings: 1.3M rows, 17 MB of Parquet), where a
             # sort-merge join shuffled and sorted every scored pair (the
             # residuals ALS fits and the test rows, bench/NOTES.md).
-            days = self.day_bias.select(C.USER_ID, F.col(DAY).alias(_DAY), F.col(DAY_BIAS).alias(_DAY_BIAS))
-            out = out.withColumn(_DAY, day_of(F.col(C.TIMESTAMP))).join(
+            # The day joins as an int (days since 1970 fit one), so Spark packs
+            # the (user, day) key into one long and looks it up in a
+            # long-keyed hash table, not a generic one over binary rows.
+            days = self.day_bias.select(
+                C.USER_ID, F.col(DAY).cast("int").alias(_DAY), F.col(DAY_BIAS).alias(_DAY_BIAS)
+            )
+            out = out.withColumn(_DAY, day_of(F.col(C.TIMESTAMP)).cast("int")).join(
                 F.broadcast(days), on=[C.USER_ID, _DAY], how="left"
             )
             baseline = baseline + F.coalesce(F.col(_DAY_BIAS), F.lit(0.0))

@@ -271,3 +271,14 @@ def test_bias_passes_and_day_scoring_broadcast_their_tables(spark):
             assert "SortMergeJoin" not in plan and "BroadcastHashJoin" in plan, plan
     finally:
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", before)
+
+
+def test_day_bias_joins_on_one_packed_long_key(spark):
+    """The (user, day) lookup packs both ids into one long: Spark then builds
+    a long-keyed hash table instead of one over binary rows, cheaper per
+    probe for the 20M residuals ALS reads at ml-25m (bench/NOTES.md)."""
+    ratings = spark.createDataFrame(TIMED, TIMED_SCHEMA)
+    model = fit_bias_model(ratings, WHOLE_STARS, BiasParams(day_bias=True))
+    plan = _plan(model.predict(ratings))
+    # HashJoin packs integral keys of 8 bytes or less in all: int user, int day.
+    assert "shiftleft(cast(input[0, int, " in plan and "as bigint), 32)" in plan, plan

@@ -700,13 +700,16 @@ def score_test(models: dict[str, Any], flagged_test):
 
 
 def evaluate_model(
-    name: str, model, train, flagged_test, k: int, predictions=None, ranking: bool = True
+    name: str, model, train, flagged_test, k: int, predictions=None, ranking: bool = True,
+    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Regression metrics (all rows and warm rows) and ranking metrics at ``k``.
 
     ``predictions``: the test rows with this model's ``prediction`` already
     computed (see :func:`score_test`); else the model predicts them here.
     ``ranking=False`` skips the ranking metrics (reported as None).
+    ``counts``: the split's counts (``test_rows``, ``cold_rows``), which
+    spare the jobs that would check whether there are rows to evaluate.
     """
     from movierec_spark import evaluate as E
     result: dict[str, Any] = {}
@@ -714,8 +717,11 @@ def evaluate_model(
         own = predictions is None
         if own:
             predictions = model.predict(flagged_test).cache()
-        result.update(E.regression_metrics(predictions))
-        result["warm"] = E.regression_metrics(E.warm_rows(predictions))
+        rows = warm = None
+        if counts is not None:
+            rows, warm = counts["test_rows"], counts["test_rows"] - counts["cold_rows"]
+        result.update(E.regression_metrics(predictions, rows=rows))
+        result["warm"] = E.regression_metrics(E.warm_rows(predictions), rows=warm)
         if own:
             predictions.unpersist()
     else:
@@ -975,7 +981,7 @@ def run(spark, cfg: Config) -> int:
                     scored_test.withColumn(C.PREDICTION, F.col(column_of[name])) if name in column_of else None
                 )
                 results[name] = {
-                    **evaluate_model(name, model, train, flagged_test, k, predictions, ranking),
+                    **evaluate_model(name, model, train, flagged_test, k, predictions, ranking, counts),
                     "params": params,
                     "seed": params.get("seed"),
                     "counts": counts,

@@ -45,13 +45,15 @@ _RELEVANT = "relevant"
 
 
 def regression_metrics(
-    predictions: DataFrame, label_col: str = C.RATING, prediction_col: str = C.PREDICTION
+    predictions: DataFrame, label_col: str = C.RATING, prediction_col: str = C.PREDICTION, rows: int | None = None
 ) -> dict[str, float | None]:
     """RMSE, MAE and R2 of ``prediction_col`` against ``label_col``.
 
     An empty frame gives ``None`` for each metric instead of NaN.
+    ``rows``: the frame's row count, when the caller knows it (then no job
+    runs to see whether the frame is empty).
     """
-    if predictions.isEmpty():
+    if (rows == 0) if rows is not None else predictions.isEmpty():
         return {name: None for name in REGRESSION_METRICS}
     evaluator = RegressionEvaluator(labelCol=label_col, predictionCol=prediction_col)
     typed = predictions.select(

@@ -70,6 +70,21 @@ def test_regression_metrics_of_nothing_are_none(spark):
     assert regression_metrics(df) == {"rmse": None, "mae": None, "r2": None}
 
 
+def test_regression_metrics_take_a_known_row_count_instead_of_a_job(spark):
+    from tests.spark_jobs import jobs_while
+
+    rows = [(1, 10, 4.0, 3.5), (2, 11, 2.0, 2.5), (3, 12, 5.0, 4.0)]
+    df = spark.createDataFrame(rows, "user_id int, movie_id int, rating float, prediction double").cache()
+    df.count()
+    checked, checked_jobs = jobs_while(spark, "metrics-checked", lambda: regression_metrics(df))
+    told, told_jobs = jobs_while(spark, "metrics-told", lambda: regression_metrics(df, rows=3))
+    assert told == checked
+    # One job per metric from the evaluator; the emptiness check is the job spared.
+    assert len(told_jobs) == len(checked_jobs) - 1 == 3
+    none, none_jobs = jobs_while(spark, "metrics-none", lambda: regression_metrics(df, rows=0))
+    assert none == {"rmse": None, "mae": None, "r2": None} and none_jobs == []
+
+
 # Rank order deliberately differs from movie-id order, and the rows are
 # shuffled, so an implementation that trusts collect_list order or sorts by
 # id gives different numbers.

@@ -84,15 +84,17 @@ def _with_factors(frame: DataFrame, factors: DataFrame | None, key: str) -> Data
     )
 
 
-def user_frame(model: RecommenderModel, users: DataFrame, seen: DataFrame) -> DataFrame:
-    """``user_id, user_bias, features (array or null), _seen (array of movie_id)`` per user (lazy)."""
+def user_frame(model: RecommenderModel, users: DataFrame | None, seen: DataFrame) -> DataFrame:
+    """``user_id, user_bias, features (array or null), _seen (array of movie_id)`` per user (lazy).
+
+    ``users``: who to rank; None for the users of ``seen``, whose rows are
+    then its grouping itself (no second pass over ``seen`` for their ids,
+    no join).
+    """
     seen_lists = seen.groupBy(C.USER_ID).agg(F.collect_list(F.col(C.MOVIE_ID)).alias(_SEEN))
-    out = (
-        users.select(C.USER_ID)
-        .distinct()
-        .join(seen_lists, on=C.USER_ID, how="left")
-        .join(model.user_bias.select(C.USER_ID, USER_BIAS), on=C.USER_ID, how="left")
-    )
+    if users is not None:
+        seen_lists = users.select(C.USER_ID).distinct().join(seen_lists, on=C.USER_ID, how="left")
+    out = seen_lists.join(model.user_bias.select(C.USER_ID, USER_BIAS), on=C.USER_ID, how="left")
     out = _with_factors(out, model.als.userFactors if model.als is not None else None, C.USER_ID)
     return out.select(
         F.col(C.USER_ID).cast("int"),
@@ -376,8 +378,6 @@ def top_n_all_users(
         raise ValueError(f"n must be 1 or more, got {n}")
     if block_size < 1:
         raise ValueError(f"block_size must be 1 or more, got {block_size}")
-    if users is None:
-        users = seen.select(C.USER_ID)
     if candidates is None:
         candidates = model.item_bias.select(C.MOVIE_ID)
         if model.als is not None:

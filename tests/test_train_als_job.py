@@ -54,6 +54,7 @@ def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):
         ("[blend]\nmembers = [\"als\", \"popularity\"]\n", "[blend] members"),
         ("[blend]\nsupport = \"yes\"\n", "[blend] support"),
         ("[als]\nratings_per_block = -1\n", "[als] ratings_per_block"),
+        ("[evaluate]\nwarm_metrics = \"no\"\n", "[evaluate] warm_metrics"),
     ],
 )
 def test_bad_values_in_a_config_file_are_refused(tmp_path, capsys, text, message):
@@ -156,8 +157,9 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
 
     # Same seed, same data: same split and same metrics (checked on the cheap models).
     again = tmp_path / "second"
-    assert job.run(spark, _config(again, "", "bias,als", "--top-n-all")) == 0
+    assert job.run(spark, _config(again, "", "bias,als", "--top-n-all", "--no-warm-metrics")) == 0
     second = json.loads((again / "metrics.json").read_text())
+    assert isinstance(first["models"]["als"]["warm"]["rmse"], float) and second["models"]["als"]["warm"] is None
     # --top-n-all: top-2 for every training user (blocked scoring; tests/test_topn_all.py checks the values).
     top = spark.read.parquet(str(again / "top_n_all")).toPandas()
     assert list(top.columns) == ["user_id", "rank", "movie_id", "prediction"] and "top-n all users" in second["stages"]

@@ -156,6 +156,10 @@ def test_cold_start_flags_and_counts(spark):
         "cold_movies": 2,
     }
     assert [(r.user_id, r.movie_id) for r in warm_rows(flagged).collect()] == [(1, 20)]
+    # No cold rows: zeros.
+    assert cold_start_counts(with_cold_flags(train, train)) == {
+        "test_rows": 2, "cold_user_rows": 0, "cold_movie_rows": 0, "cold_rows": 0, "cold_users": 0, "cold_movies": 0,
+    }
 
 
 def test_cold_flags_do_not_shuffle_the_test_rows(spark):

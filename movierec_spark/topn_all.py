@@ -152,13 +152,33 @@ def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray
     return rows[keep], cols[keep], ranks[keep]
 
 
-def _seen_positions(rows: np.ndarray, movies: np.ndarray, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, column)`` of every seen ``(row, movie id)`` pair whose movie is a candidate (others are ignored)."""
+def position_lookup(item_ids: np.ndarray) -> np.ndarray | None:
+    """``lookup[movie id]`` = its column (-1: not a candidate), for ids ascending from 0 up to a few times their count; else None."""
+    if len(item_ids) == 0 or item_ids[0] < 0 or item_ids[-1] > 8 * len(item_ids) + 1_000_000:
+        return None
+    lookup = np.full(int(item_ids[-1]) + 1, -1, dtype=np.int64)
+    lookup[item_ids] = np.arange(len(item_ids))
+    return lookup
+
+
+def _seen_positions(rows: np.ndarray, movies: np.ndarray, item_ids: np.ndarray,
+                    lookup: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, column)`` of every seen ``(row, movie id)`` pair whose movie is a candidate (others are ignored).
+
+    ``lookup``: :func:`position_lookup` of ``item_ids``, one array access per
+    pair instead of a binary search (a seventh of a block's ranking at ml-25m).
+    """
     if len(movies) == 0 or len(item_ids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    pos = np.minimum(np.searchsorted(item_ids, movies), len(item_ids) - 1)
-    hit = item_ids[pos] == movies
+    if lookup is not None:
+        pos = np.full(len(movies), -1, dtype=np.int64)
+        inside = (movies >= 0) & (movies < len(lookup))
+        pos[inside] = lookup[movies[inside]]
+        hit = pos >= 0
+    else:
+        pos = np.minimum(np.searchsorted(item_ids, movies), len(item_ids) - 1)
+        hit = item_ids[pos] == movies
     return rows[hit], pos[hit]
 
 
@@ -248,9 +268,9 @@ def top_k_products(
 
 
 def _rank_users(user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip,
-                boost=None, prepared=None):
+                boost=None, prepared=None, lookup=None):
     """:func:`rank_block` on arrays: ``user_aug`` the users' ``[p_u, 1]`` rows, seen pairs as two flat arrays."""
-    masked = _seen_positions(seen_rows, seen_movies, item_ids)
+    masked = _seen_positions(seen_rows, seen_movies, item_ids, lookup)
     rows, cols, ranks, scores = top_k_products(user_aug, item_t, n, masked, boost, prepared=prepared)
     prediction = global_mean + user_bias[rows] + scores
     if clip is not None:
@@ -316,6 +336,7 @@ def _score_blocks(item_ids: np.ndarray, item_t: np.ndarray, global_mean: float, 
     import pyarrow as pa
 
     prepared = single_precision(item_t)
+    lookup = position_lookup(item_ids)
     rank = item_t.shape[0] - 1
     schema = pa.schema([
         pa.field(C.USER_ID, pa.int32(), False), pa.field(C.RANK, pa.int32(), False),
@@ -326,7 +347,8 @@ def _score_blocks(item_ids: np.ndarray, item_t: np.ndarray, global_mean: float, 
         users = block.column(C.USER_ID).to_numpy(zero_copy_only=False)
         user_bias, user_aug, seen_rows, seen_movies = _block_arrays(block, rank)
         rows, cols, ranks, prediction = _rank_users(
-            user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip, prepared=prepared
+            user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip,
+            prepared=prepared, lookup=lookup,
         )
         return pa.RecordBatch.from_arrays(
             [

@@ -10,7 +10,7 @@ from movierec_spark import columns as C
 from movierec_spark.fit import AlsParams, BiasParams, fit_bias_model, fit_biased_als, fit_implicit_als
 from movierec_spark.recommend import top_n_unseen
 from movierec_spark.releases import HALF_STARS
-from movierec_spark.topn_all import top_k_products, top_k_rows, top_n_all_users
+from movierec_spark.topn_all import _seen_positions, position_lookup, top_k_products, top_k_rows, top_n_all_users
 
 # 6 users x 8 movies; user 6 has rated all but one movie, movie 80 nobody
 # but user 5, so the lists have different lengths.
@@ -154,3 +154,19 @@ def test_top_k_products_ties_go_to_the_smaller_column():
     assert cols.tolist() == [5, 300, 599, 0, 5, 599, 0, 1]
     assert ranks.tolist() == [1, 2, 3, 4, 1, 2, 3, 4]
     assert product.tolist() == [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_seen_positions_by_lookup_equal_the_binary_search():
+    rng = np.random.default_rng(5)
+    item_ids = np.unique(rng.integers(1, 5000, size=900))
+    movies = rng.integers(-3, 5200, size=4000)  # candidates, others, and ids outside the lookup
+    rows = rng.integers(0, 64, size=4000)
+    lookup = position_lookup(item_ids)
+    assert lookup is not None and len(lookup) == item_ids[-1] + 1
+    by_lookup = _seen_positions(rows, movies, item_ids, lookup)
+    by_search = _seen_positions(rows, movies, item_ids)
+    assert len(by_search[0]) > 0
+    for a, b in zip(by_lookup, by_search):
+        np.testing.assert_array_equal(a, b)
+    # Ids far sparser than their count get no lookup table.
+    assert position_lookup(np.array([1, 10**12])) is None and position_lookup(np.array([-1, 2])) is None

@@ -110,6 +110,34 @@ def candidate_matrix(movies: MovieTable) -> tuple[np.ndarray, np.ndarray]:
     return movies.ids, np.ascontiguousarray(matrix.T)
 
 
+def _chunk_bound(scores: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(maxima, bound)``: each row's maxima over chunks of ``chunk`` columns
+    (the last chunk may be shorter) and the ``k``-th largest of them, a lower
+    bound of the row's ``k``-th largest entry (-inf when there are no more
+    than ``k`` chunks)."""
+    n_rows, n_cols = scores.shape
+    full = n_cols // chunk
+    maxima = [scores[:, : full * chunk].reshape(n_rows, full, chunk).max(axis=2)] if full else []
+    if full * chunk < n_cols:
+        maxima.append(scores[:, full * chunk :].max(axis=1, keepdims=True))
+    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
+    n_chunks = maxima.shape[1]
+    if n_chunks <= k:
+        return maxima, np.full(n_rows, -np.inf)
+    return maxima, np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k].astype(np.float64)
+
+
+def _ranks(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, rank)`` of entries by row, then value descending, then column:
+    ``order`` the positions of the first ``k`` of each row, ``rank`` theirs (1-based)."""
+    order = np.lexsort((cols, -values, rows))
+    rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ranks = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+    keep = ranks <= k
+    return order[keep], ranks[keep]
+
+
 def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's ``n`` largest finite entries, ordered by value desc then column asc.
 
@@ -128,28 +156,15 @@ def top_k_rows(scores: np.ndarray, n: int, chunk: int = 128) -> tuple[np.ndarray
     empty = np.zeros(0, dtype=np.int64)
     if n_rows == 0 or k == 0:
         return empty, empty, empty
-    full = n_cols // chunk
-    maxima = [scores[:, : full * chunk].reshape(n_rows, full, chunk).max(axis=2)] if full else []
-    if full * chunk < n_cols:
-        maxima.append(scores[:, full * chunk :].max(axis=1, keepdims=True))
-    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
-    n_chunks = maxima.shape[1]
-    if n_chunks > k:
-        bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]
-    else:
-        bound = np.full(n_rows, -np.inf)
+    _, bound = _chunk_bound(scores, k, chunk)
     rows, cols = np.nonzero(scores >= bound[:, None])
     values = scores[rows, cols]
     finite = np.isfinite(values)
     rows, cols, values = rows[finite], cols[finite], values[finite]
     if len(rows) == 0:
         return empty, empty, empty
-    order = np.lexsort((cols, -values, rows))
-    rows, cols = rows[order], cols[order]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    ranks = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
-    keep = ranks <= k
-    return rows[keep], cols[keep], ranks[keep]
+    order, ranks = _ranks(rows, cols, values, k)
+    return rows[order], cols[order], ranks
 
 
 def position_lookup(item_ids: np.ndarray) -> np.ndarray | None:
@@ -237,16 +252,8 @@ def top_k_products(
         approx += boost.astype(np.float32)
         err += 4 * _EPS32 * np.abs(boost).max(axis=1, initial=0.0)
     approx[masked[0], masked[1]] = -np.inf
-    full = n_cols // chunk
-    maxima = [approx[:, : full * chunk].reshape(n_rows, full, chunk).max(axis=2)] if full else []
-    if full * chunk < n_cols:
-        maxima.append(approx[:, full * chunk :].max(axis=1, keepdims=True))
-    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
-    n_chunks = maxima.shape[1]
-    if n_chunks > k:
-        bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k].astype(np.float64) - 2 * err
-    else:
-        bound = np.full(n_rows, -np.inf)
+    maxima, bound = _chunk_bound(approx, k, chunk)
+    bound = bound - 2 * err
     chunk_rows, chunk_ids = np.nonzero(maxima >= bound[:, None])
     cols = (chunk_ids[:, None] * chunk + np.arange(chunk)).ravel()
     rows = np.repeat(chunk_rows, chunk)
@@ -258,13 +265,8 @@ def top_k_products(
     if len(rows) == 0:
         return empty, empty, empty, np.zeros(0)
     product = np.einsum("ij,ji->i", left[rows], right[:, cols])
-    ranking = product if boost is None else product + boost[rows, cols]
-    order = np.lexsort((cols, -ranking, rows))
-    rows, cols, product = rows[order], cols[order], product[order]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    ranks = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
-    keep = ranks <= k
-    return rows[keep], cols[keep], ranks[keep], product[keep]
+    order, ranks = _ranks(rows, cols, product if boost is None else product + boost[rows, cols], k)
+    return rows[order], cols[order], ranks, product[order]
 
 
 def _rank_users(user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n, global_mean, clip,

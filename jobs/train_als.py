@@ -558,8 +558,9 @@ class _Fitters:
             if model.day_bias is not None:
                 # Cached first (the user and movie tables are): an eager
                 # checkpoint computes the table in one job and writes it in
-                # a second, which otherwise merges the 20M ratings' partial
-                # sums per user-day again (2.5 s at ml-25m).
+                # a second, which would otherwise merge the 20M ratings'
+                # partial sums per user-day again (at ml-25m the write's
+                # stage, that merge included, took 2.5 s).
                 days = model.day_bias.cache()
                 model.day_bias = days.checkpoint()
                 days.unpersist()

@@ -556,14 +556,7 @@ class _Fitters:
             model.user_bias = model.user_bias.checkpoint()
             model.item_bias = model.item_bias.checkpoint()
             if model.day_bias is not None:
-                # Cached first (the user and movie tables are): an eager
-                # checkpoint computes the table in one job and writes it in
-                # a second, which would otherwise merge the 20M ratings'
-                # partial sums per user-day again (at ml-25m the write's
-                # stage, that merge included, took 2.5 s).
-                days = model.day_bias.cache()
-                model.day_bias = days.checkpoint()
-                days.unpersist()
+                model.day_bias = model.day_bias.checkpoint()
             self._baselines[key] = (data, model)  # keeps data alive, so its id stays unique
         return self._baselines[key][1]
 

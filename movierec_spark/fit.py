@@ -244,7 +244,12 @@ def damped_biases(ratings: DataFrame, mean: float, params: BiasParams) -> tuple[
 def damped_day_bias(ratings: DataFrame, partial: RecommenderModel, damping: float) -> DataFrame:
     """``user_id int, day long, day_bias double``: the damped mean of what the
     ``partial`` model (mean + user and movie biases) leaves of each user's
-    ratings of one day. Ratings without a timestamp are left out."""
+    ratings of one day. Ratings without a timestamp are left out.
+
+    Cached (lazily), as :func:`damped_biases` caches the user and movie
+    tables: whoever uses it again -- a checkpoint's write after its
+    computing job, every model on this baseline -- reads it instead of
+    merging the ratings' partial sums per user-day again."""
     return (
         partial.with_baseline(ratings.where(F.col(C.TIMESTAMP).isNotNull()), _BASELINE)
         .groupBy(C.USER_ID, day_of(F.col(C.TIMESTAMP)).alias(DAY))
@@ -252,7 +257,7 @@ def damped_day_bias(ratings: DataFrame, partial: RecommenderModel, damping: floa
             (F.sum(F.col(C.RATING).cast("double") - F.col(_BASELINE)) / (F.count(F.lit(1)) + F.lit(float(damping))))
             .alias(DAY_BIAS)
         )
-    )
+    ).cache()
 
 
 def fit_bias_model(

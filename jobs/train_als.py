@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_flag(model, "--reg-param", "als.reg_param", type=cli.non_negative_float, help="ALS regularisation")
     cli.add_flag(model, "--nonnegative", "als.nonnegative", action=argparse.BooleanOptionalAction,
                  metavar=None, help="constrain ALS factors to be non-negative")
+    cli.add_flag(model, "--solver", "als.solver", metavar="auto|mllib|driver",
+                 help="who solves explicit ALS: mllib (Spark's distributed ALS), driver (the same equations "
+                      "in the driver process), auto (driver on a local master, mllib on a cluster)")
     cli.add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=cli.positive_int, help="ALS user blocks")
     cli.add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=cli.positive_int, help="ALS item blocks")
     cli.add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=cli.non_negative_int, metavar="N",

@@ -69,6 +69,11 @@ CONFIDENCE_BINARY = "binary"
 CONFIDENCE_RATING = "rating"
 CONFIDENCES = (CONFIDENCE_BINARY, CONFIDENCE_RATING)
 
+SOLVER_AUTO = "auto"
+SOLVER_MLLIB = "mllib"
+SOLVER_DRIVER = "driver"
+SOLVERS = (SOLVER_AUTO, SOLVER_MLLIB, SOLVER_DRIVER)
+
 
 # --- parameters ---
 
@@ -86,6 +91,11 @@ class AlsParams:
     num_item_blocks: int = 10
     checkpoint_interval: int = 5
     seed: int = 42
+    # Who solves an explicit fit: "mllib" (Spark's distributed ALS), "driver"
+    # (driver_als: the same equations in the driver process) or "auto"
+    # (driver on a local master, MLlib on a cluster; MLlib for nonnegative).
+    # Implicit fits are always MLlib's.
+    solver: str = SOLVER_AUTO
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "AlsParams":
@@ -110,6 +120,26 @@ class AlsParams:
             raise MovieRecError(f"ALS seed must be a whole number, got {self.seed!r}")
         if not isinstance(self.nonnegative, bool):
             raise MovieRecError(f"ALS nonnegative must be true or false, got {self.nonnegative!r}")
+        if self.solver not in SOLVERS:
+            raise MovieRecError(f"ALS solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.solver == SOLVER_DRIVER and self.nonnegative:
+            raise MovieRecError(
+                "ALS solver 'driver' cannot fit nonnegative factors; set [als] solver to 'mllib' or 'auto'"
+            )
+
+    def solver_for(self, master: str) -> str:
+        """The solver an explicit fit runs with: ``"mllib"`` or ``"driver"`` (see ``solver``).
+
+        ``"auto"`` picks the driver on a local master (``local``, ``local[N]``,
+        ``local[*]``), where the driver's machine does all the work anyway,
+        unless ``nonnegative`` is set (the driver solver has no NNLS;
+        :meth:`validate` refuses asking for both); MLlib otherwise.
+        """
+        if self.solver == SOLVER_DRIVER:
+            return SOLVER_DRIVER
+        if self.solver == SOLVER_AUTO and not self.nonnegative and master.startswith("local"):
+            return SOLVER_DRIVER
+        return SOLVER_MLLIB
 
     def estimator(self, rating_col: str, implicit: bool = False) -> ALS:
         return ALS(
@@ -309,7 +339,16 @@ def fit_biased_als(
     _require_checkpoint_dir(ratings)
     if bias_model is None:
         bias_model = fit_bias_model(ratings, scale, bias_params)
-    als_model = als_params.estimator(_RESIDUAL).fit(residuals(ratings, bias_model))
+    solver = als_params.solver_for(ratings.sparkSession.sparkContext.master)
+    if solver == SOLVER_DRIVER:
+        from movierec_spark import driver_als
+
+        als_model = driver_als.fit_explicit(
+            residuals(ratings, bias_model), _RESIDUAL, rank=als_params.rank, max_iter=als_params.max_iter,
+            reg_param=als_params.reg_param, seed=als_params.seed,
+        )  # fmt: skip
+    else:
+        als_model = als_params.estimator(_RESIDUAL).fit(residuals(ratings, bias_model))
     return RecommenderModel(
         global_mean=bias_model.global_mean,
         user_bias=bias_model.user_bias,
@@ -317,7 +356,8 @@ def fit_biased_als(
         als=als_model,
         scale=scale,
         kind=KIND_EXPLICIT,
-        params={"model": "als", **asdict(als_params), **_bias_part(bias_model)},
+        # solver: the one that ran ("auto" resolved).
+        params={"model": "als", **asdict(als_params), "solver": solver, **_bias_part(bias_model)},
         day_bias=bias_model.day_bias,
     )
 
@@ -358,7 +398,7 @@ def fit_implicit_als(
         als=als_model,
         scale=scale,
         kind=KIND_IMPLICIT,
-        params={"model": "implicit", **asdict(als_params), "confidence": confidence},
+        params={"model": "implicit", **asdict(als_params), "solver": SOLVER_MLLIB, "confidence": confidence},
     )
 
 

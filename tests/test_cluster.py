@@ -50,8 +50,11 @@ TINY_USERS = 20
 # Only the als model (its bias baseline is fitted and checkpointed all the
 # same), one bias pass and no day bias ([bias] in CHEAP_CONF): the shipped
 # split (seeded randomSplit over 16 hash partitions) is kept as it is.
+# MLlib's ALS in both runs: "auto" would solve the local run in the driver
+# (another random start), and the worker killed mid-fit needs a fit that
+# runs on the executors.
 TRAIN_ARGS = [
-    "--models", "als", "--rank", "4", "--max-iter", "5", "--checkpoint-interval", "2",
+    "--models", "als", "--solver", "mllib", "--rank", "4", "--max-iter", "5", "--checkpoint-interval", "2",
     "--num-user-blocks", "2", "--num-item-blocks", "2", "--seed", "7", "--bias-iterations", "1",
     "--predictions-sample", "0", "--custom-ratings", "", "--k", "5",
 ]  # fmt: skip

@@ -135,10 +135,13 @@ fi
 build_dir="$ROOT/build"
 mkdir -p "$build_dir"
 package="$build_dir/movierec_spark.zip"
+# An unchanged package keeps the zip file (and its modification time): numba
+# keys its on-disk cache of compiled kernels (driver_als.py) to it, so a
+# rewritten zip would cost every run the compilation again (about 2 s).
 "$PY" - "$ROOT" "$package" <<'PYEOF'
-import os, sys, zipfile
+import filecmp, os, sys, zipfile
 root, target = sys.argv[1], sys.argv[2]
-tmp = target + ".tmp"
+tmp = f"{target}.{os.getpid()}.tmp"
 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
     for folder, dirs, files in os.walk(os.path.join(root, "movierec_spark")):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -146,7 +149,10 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
                 zf.write(path, os.path.relpath(path, root))
-os.replace(tmp, target)
+if os.path.exists(target) and filecmp.cmp(tmp, target, shallow=False):
+    os.remove(tmp)
+else:
+    os.replace(tmp, target)
 PYEOF
 py_files="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"

@@ -161,6 +161,7 @@ def make_estimator(cfg: Config, mode: str, scale):
         b = train_als.bias_params(cfg)
         est = TimedBiasedALS(
             scale=scale, rank=p.rank, maxIter=p.max_iter, regParam=float(p.reg_param), nonnegative=p.nonnegative,
+            solver=p.solver,
             numBlocks=p.num_user_blocks, checkpointInterval=p.checkpoint_interval, seed=p.seed,
             userDamping=float(b.user_damping), itemDamping=float(b.item_damping), biasIterations=b.bias_iterations,
             dayBias=b.day_bias, dayDamping=float(b.day_damping),

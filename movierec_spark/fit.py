@@ -441,7 +441,7 @@ class ALSEstimatorParams(Params):
     checkpointInterval = Param(Params._dummy(), "checkpointInterval", "checkpoint every N", TypeConverters.toInt)
     seed = Param(Params._dummy(), "seed", "random seed", TypeConverters.toInt)
 
-    OPTIONAL_ALS_PARAMS = ("nonnegative", "alpha")
+    OPTIONAL_ALS_PARAMS = ("nonnegative", "alpha", "solver")
 
     def als_params(self) -> AlsParams:
         blocks = self.getOrDefault(self.numBlocks)
@@ -460,6 +460,7 @@ class ALSEstimatorParams(Params):
 
 class _BiasedALSParams(ALSEstimatorParams):
     nonnegative = Param(Params._dummy(), "nonnegative", "non-negative factors", TypeConverters.toBoolean)
+    solver = Param(Params._dummy(), "solver", "auto, mllib or driver (AlsParams.solver)", TypeConverters.toString)
     userDamping = Param(Params._dummy(), "userDamping", "user bias damping", TypeConverters.toFloat)
     itemDamping = Param(Params._dummy(), "itemDamping", "item bias damping", TypeConverters.toFloat)
     biasIterations = Param(Params._dummy(), "biasIterations", "bias refinement passes", TypeConverters.toInt)
@@ -472,6 +473,7 @@ class _BiasedALSParams(ALSEstimatorParams):
         "maxIter": ("als", "max_iter"),
         "regParam": ("als", "reg_param"),
         "nonnegative": ("als", "nonnegative"),
+        "solver": ("als", "solver"),
         "checkpointInterval": ("als", "checkpoint_interval"),
         "seed": ("als", "seed"),
         "userDamping": ("bias", "user_damping"),
@@ -512,6 +514,7 @@ class BiasedALS(Estimator, _BiasedALSParams):
         maxIter: int = 10,
         regParam: float = 0.1,
         nonnegative: bool = False,
+        solver: str = SOLVER_AUTO,
         numBlocks: int = 10,
         checkpointInterval: int = 5,
         seed: int = 42,
@@ -524,7 +527,7 @@ class BiasedALS(Estimator, _BiasedALSParams):
         super().__init__()
         self.scale = scale
         self._setDefault(
-            rank=10, maxIter=10, regParam=0.1, nonnegative=False, numBlocks=10,
+            rank=10, maxIter=10, regParam=0.1, nonnegative=False, solver=SOLVER_AUTO, numBlocks=10,
             checkpointInterval=5, seed=42, userDamping=10.0, itemDamping=10.0, biasIterations=2,
             dayBias=False, dayDamping=10.0,
         )

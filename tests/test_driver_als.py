@@ -182,3 +182,10 @@ def test_fit_biased_als_records_the_solver_that_ran(spark):
         assert model.params["solver"] == expected
         assert isinstance(model.als, ALSModel)
         assert model.als.userFactors.count() == 12
+
+
+def test_the_tuning_estimator_passes_its_solver_on():
+    from movierec_spark.fit import BiasedALS
+
+    assert BiasedALS(scale=HALF_STARS).als_params().solver == "auto"
+    assert BiasedALS(scale=HALF_STARS, solver="mllib").als_params().solver == "mllib"

@@ -28,6 +28,8 @@ def _exit_code(argv):
     [
         (["--rank", "0"], "--rank"),
         (["--reg-param", "-1"], "--reg-param"),
+        (["--solver", "numpy"], "ALS solver must be one of auto, mllib, driver"),
+        (["--solver", "driver", "--nonnegative"], "ALS solver 'driver' cannot fit nonnegative factors"),
         (["--test-fraction", "1.5"], "--test-fraction"),
         (["--models", "als,magic"], "magic"),
         (["--topn-normalise", "rank"], "--topn-normalise"),

@@ -59,7 +59,7 @@ _LOOKUP_SLACK = 1 << 22
 
 
 @njit(cache=True)
-def _lookup_rows(ids, size):  # pragma: no cover - compiled
+def _lookup_rows(ids, size):
     """``(unique ids ascending, row of each id)`` for ids in ``[0, size)``, by a presence table."""
     present = np.zeros(size, np.bool_)
     for v in ids:
@@ -81,7 +81,7 @@ def _lookup_rows(ids, size):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _compressed(rows, cols, values, n_rows):  # pragma: no cover - compiled
+def _compressed(rows, cols, values, n_rows):
     """The ratings grouped by row (compressed sparse rows): ``(offsets, cols, values)``.
 
     A counting sort: row ``i``'s entries are ``offsets[i]:offsets[i + 1]``,
@@ -105,7 +105,7 @@ def _compressed(rows, cols, values, n_rows):  # pragma: no cover - compiled
 
 
 @njit(cache=True, parallel=True)
-def solve_rows(offsets, cols, values, other, reg_param, out):  # pragma: no cover - compiled
+def solve_rows(offsets, cols, values, other, reg_param, out):
     """One half-iteration: ``out[i]`` solves row i's ridge regression on the ``other`` side's factors.
 
     ``(A + reg_param * n_i * I) x = b`` with ``A = sum y y^T`` and ``b = sum
@@ -252,9 +252,9 @@ def fit_explicit(
         raise MovieRecError("ALS has no ratings to fit; use a smaller test fraction or more data")
     collected = time.perf_counter()
     users, movies, values = (table.column(name).to_numpy() for name in (C.USER_ID, C.MOVIE_ID, rating_col))
-    del table
+    threads = _threads(spark)
     previous_threads = numba.get_num_threads()
-    numba.set_num_threads(_threads(spark))
+    numba.set_num_threads(threads)
     try:
         user_ids, user_factors, movie_ids, movie_factors = alternate(
             users, movies, values, rank, max_iter, reg_param, seed
@@ -266,7 +266,7 @@ def fit_explicit(
         "driver ALS: %d ratings of %d users x %d movies collected in %.1f s, rank %d x %d iterations "
         "solved in %.1f s on %d threads",
         len(values), len(user_ids), len(movie_ids), collected - started, rank, max_iter,
-        solved - collected, _threads(spark),
+        solved - collected, threads,
     )  # fmt: skip
     user_table = spark.createDataFrame(_factor_table(user_ids, user_factors), schema=ALS_FACTORS)
     item_table = spark.createDataFrame(_factor_table(movie_ids, movie_factors), schema=ALS_FACTORS)

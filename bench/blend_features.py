@@ -8,7 +8,7 @@ cut like the job's blend does (``[blend] validation_fraction``, the split
 seed): all six possible members are fitted once on the fit part (the job's
 own fitters), score the validation slice once, and every candidate blend --
 the four rating models or all six, with and without support terms -- gets
-its 5-fold cross-validated RMSE on that slice (movierec_spark.blend, the
+its 5-fold cross-validated RMSE on that slice (movierec_spark.models.blend, the
 job's code). The lowest, weighed against what a member costs, is what
 ``[blend]`` ships.
 """
@@ -30,7 +30,7 @@ ALL_MEMBERS = RATING_MEMBERS + [job.IMPLICIT, job.EASE]
 
 
 def run(spark, cfg) -> int:
-    from movierec_spark import blend as B
+    from movierec_spark.models import blend as B
     from movierec_spark import columns as C
     from movierec_spark.session import set_checkpoint_dir
 

@@ -26,9 +26,9 @@ import time
 from pyspark.sql import SparkSession
 
 from movierec_spark import io
-from movierec_spark import split as S
-from movierec_spark.fit import AlsParams, BiasParams, fit_bias_model, residuals
-from movierec_spark.releases import HALF_STARS
+from movierec_spark.evaluation import split as S
+from movierec_spark.models.fit import AlsParams, BiasParams, fit_bias_model, residuals
+from movierec_spark.data.releases import HALF_STARS
 from movierec_spark.session import set_checkpoint_dir
 
 BASE = AlsParams(rank=10, max_iter=10, reg_param=0.1)

@@ -1,4 +1,4 @@
-"""Time the per-block work of movierec_spark.topn_all at ml-25m's shape, without Spark.
+"""Time the per-block work of movierec_spark.serving.topn_all at ml-25m's shape, without Spark.
 
     .venv/bin/python bench/topn_blocks.py [--users 162541] [--movies 59047] [--seen 20000000] [--share 0.1]
 
@@ -22,9 +22,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from movierec_spark import columns as C
-from movierec_spark.factors import FEATURES
-from movierec_spark.model import USER_BIAS
-from movierec_spark.topn_all import _SEEN, DEFAULT_BLOCK_SIZE, _score_blocks
+from movierec_spark.models.factors import FEATURES
+from movierec_spark.models.recommender import USER_BIAS
+from movierec_spark.serving.topn_all import _SEEN, DEFAULT_BLOCK_SIZE, _score_blocks
 
 
 def main() -> None:

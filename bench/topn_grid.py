@@ -178,14 +178,14 @@ def main() -> int:
 
     from movierec_spark import columns as C
     from movierec_spark.config import load_config
-    from movierec_spark.ease import (
+    from movierec_spark.models.ease import (
         SOURCE, WEIGHT, EaseParams, check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune,
     )
-    from movierec_spark.fit import fit_implicit_als
-    from movierec_spark.load import load_data
-    from movierec_spark.rp3beta import Rp3BetaParams, co_walks, rp3beta_weights
+    from movierec_spark.models.fit import fit_implicit_als
+    from movierec_spark.data.load import load_data
+    from movierec_spark.models.rp3beta import Rp3BetaParams, co_walks, rp3beta_weights
     from movierec_spark.session import build_session, set_checkpoint_dir
-    from movierec_spark.split import stratified_split
+    from movierec_spark.evaluation.split import stratified_split
     from jobs.train_als import implicit_params
 
     normalisations = [check_normalisation(n.strip()) for n in args.normalise.split(",")]

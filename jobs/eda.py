@@ -2,7 +2,7 @@
 
 Reads a release (``--dataset NAME --source PATH``) or the Parquet tables
 ``jobs/ingest.py`` wrote (``--ingested DIR``), computes every aggregate of
-:mod:`movierec_spark.explore` in Spark, collects only those small results
+:mod:`movierec_spark.eda.explore` in Spark, collects only those small results
 (through Arrow) and writes, atomically, to ``--output DIR``::
 
     report.html           one self-contained page: plots embedded, tables, captions
@@ -138,8 +138,8 @@ def aggregates(loaded: Any, eda: EdaSettings, keep: Callable[[Any], Any] = _as_i
     per-count histograms, the per-movie figures); the job persists them.
     """
     from movierec_spark import columns as C
-    from movierec_spark import explore as X
-    from movierec_spark.report import DEMOGRAPHIC_TABLES
+    from movierec_spark.eda import explore as X
+    from movierec_spark.eda.report import DEMOGRAPHIC_TABLES
 
     ratings, movies, users = loaded.ratings, loaded.movies, loaded.users
     hist = keep(
@@ -205,12 +205,12 @@ def collect(tables: Mapping[str, Any], max_listed_rows: int) -> tuple[dict[str, 
 def explore_release(spark: Any, loaded: Any, eda: EdaSettings, timer: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Aggregate, render and write the report of ``loaded`` to ``eda.output``.
 
-    ``loaded`` is a :class:`movierec_spark.load.LoadedRelease` (or anything
+    ``loaded`` is a :class:`movierec_spark.data.load.LoadedRelease` (or anything
     with its name, scale, ratings, movies, users, rejects and source).
     Returns (pandas frames by table name, summary.json payload).
     """
     from movierec_spark import io
-    from movierec_spark import report as R
+    from movierec_spark.eda import report as R
     from movierec_spark.progress import StageTimer
 
     timer = timer or StageTimer()
@@ -292,7 +292,7 @@ def _plain(value: Any) -> Any:
 
 
 def run(spark: Any, cfg: Config) -> int:
-    from movierec_spark.load import load_data
+    from movierec_spark.data.load import load_data
 
     eda = settings(cfg)
     loaded = load_data(spark, cfg.get("data", {}))

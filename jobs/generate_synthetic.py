@@ -27,10 +27,10 @@ from pathlib import Path
 
 from movierec_spark import MovieRecError, cli, io
 from movierec_spark import columns as C
-from movierec_spark import schemas
+from movierec_spark.data import schemas
 from movierec_spark.config import Config
 from movierec_spark.progress import StageTimer
-from movierec_spark.synthetic import RELEASE_NAME, SCALE, SyntheticSpec, generate, validate_spec
+from movierec_spark.data.synthetic import RELEASE_NAME, SCALE, SyntheticSpec, generate, validate_spec
 
 PROG = "generate_synthetic.py"
 # The version of jobs/ingest.py's report layout this job writes.

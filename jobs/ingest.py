@@ -27,7 +27,7 @@ from typing import Any
 from movierec_spark import MovieRecError, cli, io
 from movierec_spark.config import Config
 from movierec_spark.progress import StageTimer
-from movierec_spark.releases import get_release
+from movierec_spark.data.releases import get_release
 
 PROG = "ingest"
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run(spark, cfg: Config) -> int:
     """Ingest ``cfg["data"]``'s release into ``cfg["ingest"]["output"]``; returns an exit code."""
     from pyspark import StorageLevel
 
-    from movierec_spark import load
+    from movierec_spark.data import load
 
     validate(cfg)
     data_cfg, ingest_cfg = cfg["data"], cfg.get("ingest", {})

@@ -8,7 +8,7 @@ model without a catalog takes it from the release the data flags name),
 checks and matches the custom ratings file (columns user, movie, rating;
 movie is an id or a title), folds every custom user into the model (their
 bias and factors solved against the fixed movies, see
-``movierec_spark.foldin``), and writes to ``--output DIR``:
+``movierec_spark.serving.foldin``), and writes to ``--output DIR``:
 
     top_n/                Parquet: user, user_id, rank, movie_id, title, year,
                           genres, prediction, num_ratings, match,
@@ -54,7 +54,7 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.personal import RecommendSettings, check_model_dir
+    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
 
     section = cfg.get("recommend", {})
     RecommendSettings.from_config(section)
@@ -71,10 +71,11 @@ def validate(cfg: Config) -> None:
 
 
 def run(spark, cfg: Config) -> int:
-    from movierec_spark import custom, io
-    from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
+    from movierec_spark import io
+    from movierec_spark.serving import custom
+    from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
+    from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
 
     started = time.perf_counter()
     section = cfg["recommend"]

@@ -38,7 +38,7 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.personal import RecommendSettings, check_model_dir
+    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
 
     RecommendSettings.from_config(cfg.get("recommend", {}))
     check_model_dir(cfg.get("recommend", {}).get("model"))
@@ -50,8 +50,8 @@ def validate(cfg: Config) -> None:
 
 def run(spark, cfg: Config) -> int:
     from movierec_spark import io
-    from movierec_spark.personal import CustomRecommender, RecommendSettings, check_model_dir
-    from movierec_spark.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_arrow
+    from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
+    from movierec_spark.serving.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_arrow
 
     settings = RecommendSettings.from_config(cfg["recommend"])
     output = cfg.get("similar", {}).get("output")

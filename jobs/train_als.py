@@ -34,7 +34,7 @@ writes to ``--output DIR``:
     top_n_all/              with --top-n-all: Parquet, top-N unseen movies
                             of every training user (user_id, rank,
                             movie_id, prediction), from blocked factor
-                            products (movierec_spark.topn_all)
+                            products (movierec_spark.serving.topn_all)
     custom_ratings.csv      each custom rating and the movie it matched
 
 Same data, same flags, same seed: same split and same metrics.
@@ -119,7 +119,7 @@ def _name_list(text: str) -> list[str]:
 
 def add_split_flags(parser: argparse.ArgumentParser) -> None:
     """The split flags (``[split]`` keys); jobs/tune_als.py shares them."""
-    from movierec_spark.split import METHODS
+    from movierec_spark.evaluation.split import METHODS
 
     split = parser.add_argument_group("split")
     cli.add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
@@ -213,7 +213,7 @@ def _section(cfg: Config, name: str) -> dict[str, Any]:
 
 
 def als_params(cfg: Config):
-    from movierec_spark.fit import AlsParams
+    from movierec_spark.models.fit import AlsParams
 
     return AlsParams.from_config(_section(cfg, "als"))
 
@@ -250,19 +250,19 @@ def sized_to(params, cfg: Config, rows: int | None, parallelism: int | None):
 
 
 def implicit_params(cfg: Config):
-    from movierec_spark.fit import AlsParams
+    from movierec_spark.models.fit import AlsParams
 
     return AlsParams.from_config({**_section(cfg, "als"), **_section(cfg, "implicit")})
 
 
 def ease_params(cfg: Config):
-    from movierec_spark.ease import EaseParams
+    from movierec_spark.models.ease import EaseParams
 
     return EaseParams.from_config(_section(cfg, "ease"))
 
 
 def rp3beta_params(cfg: Config):
-    from movierec_spark.rp3beta import Rp3BetaParams
+    from movierec_spark.models.rp3beta import Rp3BetaParams
 
     return Rp3BetaParams.from_config(_section(cfg, "rp3beta"))
 
@@ -285,13 +285,13 @@ def topn_blend_weights(cfg: Config) -> dict[str, float]:
 
 def topn_blend_normalise(cfg: Config) -> str:
     """``[topn_blend] normalise``, checked (``none`` when unset)."""
-    from movierec_spark.ease import NORMALISE_NONE, check_normalisation
+    from movierec_spark.models.ease import NORMALISE_NONE, check_normalisation
 
     return check_normalisation(_section(cfg, "topn_blend").get("normalise", NORMALISE_NONE))
 
 
 def bias_params(cfg: Config):
-    from movierec_spark.fit import BiasParams
+    from movierec_spark.models.fit import BiasParams
 
     return BiasParams.from_config(_section(cfg, "bias"))
 
@@ -315,8 +315,8 @@ def split_method(cfg: Config) -> str:
 
 def validate_data_and_split(cfg: Config) -> None:
     """Refuse bad ``[data]`` and ``[split]`` values (jobs/tune_als.py shares this)."""
-    from movierec_spark.releases import get_release
-    from movierec_spark.split import METHODS
+    from movierec_spark.data.releases import get_release
+    from movierec_spark.evaluation.split import METHODS
 
     data = _section(cfg, "data")
     if not data.get("ingested_dir"):
@@ -349,7 +349,7 @@ def validate_data_and_split(cfg: Config) -> None:
 
 def validate(cfg: Config) -> None:
     """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.fit import CONFIDENCES
+    from movierec_spark.models.fit import CONFIDENCES
 
     validate_data_and_split(cfg)
     als_params(cfg).validate()
@@ -377,7 +377,7 @@ def validate(cfg: Config) -> None:
     for key in ("ranking_metrics", "warm_metrics"):
         if not isinstance(evaluate.get(key, True), bool):
             raise MovieRecError(f"[evaluate] {key} must be true or false, got {evaluate[key]!r}")
-    from movierec_spark.personal import RecommendSettings
+    from movierec_spark.serving.personal import RecommendSettings
 
     recommend = _section(cfg, "recommend")
     RecommendSettings.from_config(recommend)
@@ -395,20 +395,20 @@ def validate(cfg: Config) -> None:
 
 def load_release(spark, cfg: Config):
     """The release's tables (``LoadedRelease``: ratings, movies, ..., scale)."""
-    from movierec_spark.load import load_data
+    from movierec_spark.data.load import load_data
 
     return load_data(spark, cfg["data"])
 
 
 def make_split(spark, cfg: Config, loaded):
     """The train/test split the config asks for, and rows rejected on the way."""
-    from movierec_spark import split as S
+    from movierec_spark.evaluation import split as S
 
     section = _section(cfg, "split")
     method = split_method(cfg)
     if method == S.PREDEFINED:
-        from movierec_spark.load import load_ratings_file
-        from movierec_spark.releases import get_release
+        from movierec_spark.data.load import load_ratings_file
+        from movierec_spark.data.releases import get_release
 
         release = get_release(loaded.name)
         movie_ids = loaded.movies.select(C.MOVIE_ID)
@@ -435,7 +435,7 @@ def known_ratings(loaded) -> int | None:
     From ``ingest_report.json`` when the tables were ingested, else the
     count the release's README publishes (none for unknown releases).
     """
-    from movierec_spark.releases import RELEASES
+    from movierec_spark.data.releases import RELEASES
 
     # getattr: a release built in memory (tests' tiny releases) has no report.
     rows = ((getattr(loaded, "report", None) or {}).get("summary") or {}).get("ratings")
@@ -496,7 +496,7 @@ def fewer_partitions(frame, partitions: int | None):
 
 def knn_params(cfg: Config, name: str):
     """``KNNParams`` of ``item_knn`` or ``user_knn`` from their config section."""
-    from movierec_spark.knn import ITEM_BASED, USER_BASED, KNNParams
+    from movierec_spark.models.knn import ITEM_BASED, USER_BASED, KNNParams
 
     kind = ITEM_BASED if name == ITEM_KNN else USER_BASED
     return KNNParams.from_config({**_section(cfg, name), "kind": kind})
@@ -547,7 +547,7 @@ class _Fitters:
         return sized_to(params, self.cfg, self.rows, self.parallelism)
 
     def baseline(self, data):
-        from movierec_spark import fit
+        from movierec_spark.models import fit
 
         key = id(data)
         if key not in self._baselines:
@@ -564,8 +564,8 @@ class _Fitters:
         return self._baselines[key][1]
 
     def __call__(self, name: str, data):
-        from movierec_spark import fit
-        from movierec_spark.knn import fit_knn
+        from movierec_spark.models import fit
+        from movierec_spark.models.knn import fit_knn
 
         if name == GLOBAL_MEAN:
             return fit.fit_global_mean_model(data, self.scale)
@@ -585,11 +585,11 @@ class _Fitters:
         if name == POPULARITY:
             return fit.fit_popularity_model(data, self.scale)
         if name == EASE:
-            from movierec_spark.ease import fit_ease
+            from movierec_spark.models.ease import fit_ease
 
             return fit_ease(data, ease_params(self.cfg))
         if name == RP3BETA:
-            from movierec_spark.rp3beta import fit_rp3beta
+            from movierec_spark.models.rp3beta import fit_rp3beta
 
             return fit_rp3beta(data, rp3beta_params(self.cfg))
         raise MovieRecError(f"unknown model {name!r}")  # pragma: no cover - names are checked first
@@ -603,7 +603,7 @@ def fit_models(train, scale, cfg: Config, timer, rows: int | None = None) -> tup
     validation RMSE, whether it beat them all). ``rows``: the training
     ratings, known already, which size the ALS blocks (``[als] ratings_per_block``).
     """
-    from movierec_spark import blend as B
+    from movierec_spark.models import blend as B
 
     wanted = models_wanted(cfg)
     fitters = _Fitters(cfg, scale, rows, train.sparkSession.sparkContext.defaultParallelism)
@@ -656,7 +656,7 @@ def fit_models(train, scale, cfg: Config, timer, rows: int | None = None) -> tup
             models[BLEND] = members[report.best_single]
         extra[BLEND] = {"blend": report.as_dict()}
     if TOPN_BLEND in wanted:
-        from movierec_spark.ease import TopNBlend
+        from movierec_spark.models.ease import TopNBlend
 
         weights = topn_blend_weights(cfg)
         members = {name: models[name] for name in weights}
@@ -675,7 +675,7 @@ def score_test(models: dict[str, Any], flagged_test):
     """
     from pyspark.sql import functions as F
 
-    from movierec_spark import blend as B
+    from movierec_spark.models import blend as B
 
     scorers: dict[str, Any] = {}
     column_of: dict[str, str] = {}
@@ -720,7 +720,7 @@ def evaluate_model(
     ``counts``: the split's counts (``test_rows``, ``cold_rows``), which
     spare the jobs that would check whether there are rows to evaluate.
     """
-    from movierec_spark import evaluate as E
+    from movierec_spark.evaluation import metrics as E
     result: dict[str, Any] = {}
     if name not in RANKING_ONLY:
         own = predictions is None
@@ -752,12 +752,12 @@ def ranking_top_k(model, users, candidates, train, k: int):
     """Each test user's top-``k`` unseen candidates for the ranking metrics.
 
     A RecommenderModel (biases + factors) ranks by blocked factor products
-    (movierec_spark.topn_all); other models score the users x candidates
+    (movierec_spark.serving.topn_all); other models score the users x candidates
     cross join, which costs hours beyond ml-1m-sized data.
     """
-    from movierec_spark.model import RecommenderModel
-    from movierec_spark.recommend import top_n_unseen
-    from movierec_spark.topn_all import top_n_all_users
+    from movierec_spark.models.recommender import RecommenderModel
+    from movierec_spark.serving.recommend import top_n_unseen
+    from movierec_spark.serving.topn_all import top_n_all_users
 
     if isinstance(model, RecommenderModel):
         return top_n_all_users(model, train, k, users=users, candidates=candidates)
@@ -773,7 +773,7 @@ def top_n_for_all_users(cfg: Config, model, train, rows: int | None = None):
     the executors' Python workers (their ranking job, then ``mapInPandas``, took 2.3 and 4.3 s
     in two event-logged ml-latest-small runs, bench/NOTES.md).
     """
-    from movierec_spark.topn_all import top_n_all_users
+    from movierec_spark.serving.topn_all import top_n_all_users
 
     on_driver = rows is not None and rows <= RATINGS_PER_PARTITION
     top = top_n_all_users(model, train, int(cfg["recommend"]["top_n"]), on_driver=on_driver).cache()
@@ -787,8 +787,8 @@ def read_custom_users(cfg: Config, catalog, scale):
     Read before any model is fitted, so a bad line costs seconds, not a fit.
     Returns ``(ratings, title index)``.
     """
-    from movierec_spark import custom
-    from movierec_spark.titles import TitleIndex
+    from movierec_spark.serving import custom
+    from movierec_spark.data.titles import TitleIndex
 
     path = _section(cfg, "recommend").get("custom_ratings_file")
     if not path:
@@ -801,17 +801,17 @@ def read_custom_users(cfg: Config, catalog, scale):
 
 
 def recommend_for_custom_users(spark, cfg: Config, model, catalog, custom_ratings, index, train, scale, rows=None):
-    """Top-N table of the custom users (movierec_spark.personal; pandas), their first user id, ``model``'s movie table.
+    """Top-N table of the custom users (movierec_spark.serving.personal; pandas), their first user id, ``model``'s movie table.
 
     ``[recommend] method``: ``foldin`` solves each custom user against the
     fitted model's fixed movies; ``retrain`` refits the model on the
     training ratings plus theirs (same parameters and seed). The movie
-    table (a :class:`movierec_spark.movie_table.MovieTable`) is the one
+    table (a :class:`movierec_spark.serving.movie_table.MovieTable`) is the one
     ``foldin`` collected for ``model``, to be saved beside it; ``None``
     after ``retrain``, which collects the refitted model's instead.
     """
-    from movierec_spark import fit
-    from movierec_spark.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
+    from movierec_spark.models import fit
+    from movierec_spark.serving.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
 
     settings = RecommendSettings.from_config(_section(cfg, "recommend"))
     recommender = CustomRecommender(spark, model, catalog, settings, _index=index)
@@ -836,9 +836,9 @@ def model_params(model) -> dict[str, Any]:
     """The parameters a fitted model reports (a blend: its weights and members')."""
     from dataclasses import asdict
 
-    from movierec_spark.blend import BlendModel
-    from movierec_spark.ease import ItemWeightsModel, TopNBlend
-    from movierec_spark.knn import KNNModel
+    from movierec_spark.models.blend import BlendModel
+    from movierec_spark.models.ease import ItemWeightsModel, TopNBlend
+    from movierec_spark.models.knn import KNNModel
 
     if isinstance(model, ItemWeightsModel):
         return {"model": model.NAME, **asdict(model.params)}
@@ -884,7 +884,7 @@ def predictions_sample(scored_test, column_of: dict[str, str], movies, n: int):
     """
     from pyspark.sql import functions as F
 
-    from movierec_spark import evaluate as E
+    from movierec_spark.evaluation import metrics as E
 
     sample = (
         scored_test.orderBy(F.xxhash64(C.USER_ID, C.MOVIE_ID), C.USER_ID, C.MOVIE_ID)
@@ -927,13 +927,13 @@ def _checkpoint_dir(spark, cfg: Config) -> tuple[str, str | None]:
 def run(spark, cfg: Config) -> int:
     from pyspark.sql import functions as F
 
-    from movierec_spark import custom
-    from movierec_spark import evaluate as E
+    from movierec_spark.serving import custom
+    from movierec_spark.evaluation import metrics as E
     from movierec_spark import io
-    from movierec_spark.catalog import build_catalog
-    from movierec_spark.personal import save_catalog
+    from movierec_spark.data.catalog import build_catalog
+    from movierec_spark.serving.personal import save_catalog
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
+    from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
 
     started = time.perf_counter()
     timer = StageTimer()

@@ -8,9 +8,9 @@ part is never read, so train_als.py's test metrics stay honest. Each grid
 point is scored by TrainValidationSplit (default) or CrossValidator on
 random slices of the training ratings:
 
-    explicit  movierec_spark.fit.BiasedALS (biases + ALS on residuals),
+    explicit  movierec_spark.models.fit.BiasedALS (biases + ALS on residuals),
               RMSE (lower is better)
-    implicit  movierec_spark.tune.ImplicitALS (ALS with implicitPrefs),
+    implicit  movierec_spark.models.tune.ImplicitALS (ALS with implicitPrefs),
               nDCG@K of each validation user's top-K unseen movies
               (higher is better)
 
@@ -65,7 +65,7 @@ class _SetSeeds(argparse.Action):
 
 
 def _grid_entry(text: str) -> str:
-    from movierec_spark.tune import parse_grid_flag
+    from movierec_spark.models.tune import parse_grid_flag
 
     try:
         parse_grid_flag(text)
@@ -75,7 +75,7 @@ def _grid_entry(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from movierec_spark.tune import METHODS, MODES
+    from movierec_spark.models.tune import METHODS, MODES
 
     parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
     cli.add_data_flags(parser)
@@ -113,7 +113,7 @@ def tune_section(cfg: Config) -> dict[str, Any]:
 
 def validate(cfg: Config) -> None:
     """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.tune import METHODS, grid_from_config, grid_size
+    from movierec_spark.models.tune import METHODS, grid_from_config, grid_size
 
     train_als.validate_data_and_split(cfg)
     tune = tune_section(cfg)
@@ -147,7 +147,7 @@ def validate(cfg: Config) -> None:
 
 def make_estimator(cfg: Config, mode: str, scale):
     """The Estimator for ``mode`` with the fixed (non-grid) settings from config."""
-    from movierec_spark.tune import IMPLICIT, ImplicitALS, TimedBiasedALS
+    from movierec_spark.models.tune import IMPLICIT, ImplicitALS, TimedBiasedALS
 
     if mode == IMPLICIT:
         p = train_als.implicit_params(cfg)
@@ -172,7 +172,7 @@ def make_estimator(cfg: Config, mode: str, scale):
 
 def fixed_params(estimator, mode: str) -> dict[str, Any]:
     """The estimator's settings that the grid does not vary (blocks, seed, ...)."""
-    from movierec_spark.tune import GRID_PARAMS
+    from movierec_spark.models.tune import GRID_PARAMS
 
     varied = {p.estimator_param for p in GRID_PARAMS[mode].values()}
     return {p.name: v for p, v in estimator.extractParamMap().items() if p.name not in varied}
@@ -182,7 +182,7 @@ def make_evaluator(mode: str, k: int):
     """The evaluator and the leaderboard's name for its metric."""
     from pyspark.ml.evaluation import RankingEvaluator, RegressionEvaluator
 
-    from movierec_spark.tune import IMPLICIT
+    from movierec_spark.models.tune import IMPLICIT
 
     if mode == IMPLICIT:
         return RankingEvaluator(metricName="ndcgAtK", k=k), f"ndcg@{k}"
@@ -192,7 +192,7 @@ def make_evaluator(mode: str, k: int):
 def make_tuner(cfg: Config, estimator, maps, evaluator):
     from pyspark.ml.tuning import CrossValidator, TrainValidationSplit
 
-    from movierec_spark.tune import CV
+    from movierec_spark.models.tune import CV
 
     tune = tune_section(cfg)
     common = dict(
@@ -243,7 +243,7 @@ def run(spark, cfg: Config, command: str = "") -> int:
     from movierec_spark import io
     from movierec_spark.config import dumps_config
     from movierec_spark.progress import StageTimer
-    from movierec_spark.tune import (
+    from movierec_spark.models.tune import (
         CV, METRIC_STD, best_config, grid_from_config, leaderboard, mean_fit_seconds, param_maps, point_of,
     )
 

@@ -32,9 +32,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType, StructField, StructType
 
 from movierec_spark import MovieRecError, faults
-from movierec_spark.schemas import ALS_FACTORS as ALS_FACTORS_SCHEMA
-from movierec_spark.schemas import CATALOG as CATALOG_SCHEMA
-from movierec_spark.schemas import TABLE_SCHEMAS
+from movierec_spark.data.schemas import ALS_FACTORS as ALS_FACTORS_SCHEMA
+from movierec_spark.data.schemas import CATALOG as CATALOG_SCHEMA
+from movierec_spark.data.schemas import TABLE_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any]
 
     Returns ``(report, tables)``: the parsed ``ingest_report.json`` and a
     DataFrame per table folder present, with the columns of
-    :data:`movierec_spark.schemas.TABLE_SCHEMAS`. ``ratings/``, ``movies/`` and
+    :data:`movierec_spark.data.schemas.TABLE_SCHEMAS`. ``ratings/``, ``movies/`` and
     the report are required; ``rejects/`` may be absent (no rejects).
     """
     path = Path(path).expanduser()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from movierec_spark.model import KIND_EXPLICIT, RecommenderModel
-from movierec_spark.releases import HALF_STARS
+from movierec_spark.models.recommender import KIND_EXPLICIT, RecommenderModel
+from movierec_spark.data.releases import HALF_STARS
 
 GLOBAL_MEAN = 3.0
 ITEM_FACTORS = {
@@ -100,9 +100,9 @@ def trained_ratings(spark, users: int = 40, seed: int = 7):
 
 def save_trained_model(spark, path):
     """Fit biased ALS on :func:`trained_ratings`, save it, its catalog and movie table under ``path``."""
-    from movierec_spark.catalog import build_catalog
-    from movierec_spark.fit import AlsParams, BiasParams, fit_biased_als
-    from movierec_spark.personal import save_catalog
+    from movierec_spark.data.catalog import build_catalog
+    from movierec_spark.models.fit import AlsParams, BiasParams, fit_biased_als
+    from movierec_spark.serving.personal import save_catalog
 
     ratings = trained_ratings(spark).cache()
     movies = spark.createDataFrame(

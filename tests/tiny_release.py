@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 
-from movierec_spark.releases import WHOLE_STARS
+from movierec_spark.data.releases import WHOLE_STARS
 
 
 def tiny_release(spark, catalog_movies: int = 12):

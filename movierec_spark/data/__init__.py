@@ -1,0 +1,1 @@
+"""Data: MovieLens releases, downloads, loading with explicit schemas, validation, titles, synthetic data."""

@@ -1,0 +1,1 @@
+"""Exploratory data analysis: data-quality and distribution aggregates, and the report."""

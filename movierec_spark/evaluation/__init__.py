@@ -1,0 +1,1 @@
+"""Evaluation: train/test splits and the rating and ranking metrics."""

@@ -1,0 +1,1 @@
+"""Serving: recommendations for people (fold-in, top-N, similar movies, explanations, the notebook app)."""

@@ -1,0 +1,323 @@
+"""Recommendations for people who are not in the release: the one entry point.
+
+``jobs/recommend.py``, ``jobs/similar.py``, ``jobs/train_als.py`` and the
+notebook all go through :class:`CustomRecommender`: it holds a fitted model
+and its catalog, matches typed titles, checks custom ratings, folds new
+users in (or refits with them), and builds the top-N and similar-movie
+tables (schemas in :mod:`movierec_spark.serving.tables`).
+
+Settings come from the ``[recommend]`` config section: ``top_n``,
+``min_ratings`` (fewest ratings a recommended or similar movie may have),
+``liked_rating`` (lowest rating that counts as liked, for "because you
+liked" and the taste match), ``content_weight`` (how much the taste match
+adds to the ranking score, see :mod:`movierec_spark.serving.taste`), ``similar_n``
+and ``method`` (``foldin`` or ``retrain``, used by ``train_als.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError
+from movierec_spark import columns as C
+from movierec_spark.serving import custom
+from movierec_spark.data.catalog import CATALOG_COLUMNS, build_catalog
+from movierec_spark.config import load_config
+from movierec_spark.serving.custom import CustomRating
+from movierec_spark.models.factors import FEATURES, require_factors
+from movierec_spark.serving.foldin import fold_in_local
+from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
+from movierec_spark.models.recommender import ITEM_BIAS, USER_BIAS, RecommenderModel
+from movierec_spark.serving.movie_table import MovieTable, collect_movie_table, movie_table_frame
+from movierec_spark.serving.tables import similar_table, to_arrow, top_n_table
+from movierec_spark.serving.taste import FEATURES as TASTE_FEATURES
+from movierec_spark.serving.taste import content_features
+from movierec_spark.data.titles import Movie, TitleIndex
+from movierec_spark.serving.topn_all import user_frame
+
+log = logging.getLogger(__name__)
+
+METHOD_FOLDIN = "foldin"
+METHOD_RETRAIN = "retrain"
+METHODS = (METHOD_FOLDIN, METHOD_RETRAIN)
+
+
+def _whole(name: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise MovieRecError(f"[recommend] {name} must be a whole number of {least} or more, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RecommendSettings:
+    """The ``[recommend]`` settings, checked."""
+
+    top_n: int = 10
+    min_ratings: int = 20
+    liked_rating: float = 4.0
+    similar_n: int = 10
+    method: str = METHOD_FOLDIN
+    content_weight: float = 1.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "RecommendSettings":
+        """Take the keys this class knows and check them (MovieRecError on a bad value)."""
+        known = {f.name for f in fields(cls)}
+        settings = cls(**{k: v for k, v in section.items() if k in known})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        _whole("top_n", self.top_n, 1)
+        _whole("similar_n", self.similar_n, 1)
+        _whole("min_ratings", self.min_ratings, 0)
+        for name in ("liked_rating", "content_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MovieRecError(f"[recommend] {name} must be a number, got {value!r}")
+        if self.content_weight < 0:
+            raise MovieRecError(f"[recommend] content_weight must be 0 or more, got {self.content_weight!r}")
+        if self.method not in METHODS:
+            raise MovieRecError(f"[recommend] method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+def check_model_dir(path: str | Path | None) -> Path:
+    """The model folder, refused (before any Spark work) if it holds no saved model."""
+    if not path:
+        raise MovieRecError("no model: pass --model DIR (train_als.py writes one to OUTPUT/model)")
+    folder = Path(path).expanduser()
+    if not (folder / "metadata.json").is_file():
+        raise MovieRecError(
+            f"{folder} is not a saved model (no metadata.json); train one with "
+            "./spark-submit.sh jobs/train_als.py --output DIR and pass --model DIR/model"
+        )
+    return folder
+
+
+MOVIE_TABLE_COLUMNS = (*CATALOG_COLUMNS, TASTE_FEATURES, ITEM_BIAS)
+
+
+def movies_with_features(catalog: DataFrame) -> DataFrame:
+    """The catalog's columns plus each movie's taste features (the movie table's movie side)."""
+    return catalog.select(*CATALOG_COLUMNS, content_features().alias(TASTE_FEATURES))
+
+
+def save_catalog(model: RecommenderModel, catalog: DataFrame, model_dir: str | Path,
+                 movies: MovieTable | None = None) -> None:
+    """Save ``catalog`` beside the model saved in ``model_dir``, and the model's movie table.
+
+    The movie table (:func:`movierec_spark.serving.movie_table.movie_table_frame`)
+    is what :meth:`CustomRecommender.collect_movie_table` would collect; saved
+    as one file, a later ``recommend.py`` reads it on the driver instead of
+    joining three tables in Spark (bench/NOTES.md, "a saved movie table").
+    ``movies``: that table, when this run has collected it already (the
+    custom users' recommendations did): written from the driver with the
+    Spark plan's types, so the joins do not run a second time.
+    """
+    write_catalog(catalog, model_dir)
+    table = movie_table_frame(model, movies_with_features(catalog))
+    write_movie_table(table if movies is None else to_arrow(movies.frame, table.schema), model_dir)
+
+
+@dataclass
+class CustomRecommender:
+    """A fitted model plus its catalog, ready for people's own ratings."""
+
+    spark: SparkSession
+    model: RecommenderModel
+    catalog: DataFrame  # movie_id, title, year, genres, num_ratings
+    settings: RecommendSettings = field(default_factory=RecommendSettings)
+    _index: TitleIndex | None = field(default=None, repr=False)
+    _movies: MovieTable | None = field(default=None, repr=False)
+    # The folder the model was loaded from: its saved movie table, if any, is read from there.
+    model_dir: Path | None = None
+
+    @classmethod
+    def load(cls, spark: SparkSession, model_dir: str | Path, settings: RecommendSettings | None = None,
+             data_cfg: Mapping[str, Any] | None = None) -> "CustomRecommender":
+        """Load a model saved by ``train_als.py`` and the catalog saved beside it.
+
+        A model folder without ``catalog/`` gets the catalog rebuilt from the
+        release that ``data_cfg`` (the ``[data]`` config section) names.
+        ``settings`` default to ``conf/movierec.toml``'s ``[recommend]``.
+        The model's ALS factors are read as tables, not as an ``ALSModel``
+        (``factors_only=True``: everything here reads only the tables), so
+        loading runs no Spark job; nor does :meth:`collect_movie_table` when
+        the folder holds the movie table :func:`save_catalog` writes.
+        """
+        if settings is None:
+            settings = RecommendSettings.from_config(load_config().get("recommend", {}))
+        model = RecommenderModel.load(spark, model_dir, factors_only=True)
+        catalog = read_catalog(spark, model_dir)
+        if catalog is None:
+            if data_cfg is None:
+                raise MovieRecError(
+                    f"{model_dir} has no catalog/ (movies and rating counts); retrain with "
+                    "jobs/train_als.py or name the release with the data flags"
+                )
+            from movierec_spark.data.load import load_data
+
+            log.warning("%s has no catalog/: rebuilding it from the release in the data flags", model_dir)
+            data = load_data(spark, dict(data_cfg))
+            catalog = build_catalog(data.movies, data.ratings)
+        return cls(spark, model, catalog.cache(), settings, model_dir=Path(model_dir))
+
+    # --- movies ---
+
+    @property
+    def index(self) -> TitleIndex:
+        """Title look-ups over the catalog (collected once: id, title, year, count).
+
+        Built from the movie table when :meth:`collect_movie_table` already
+        ran (it holds the same columns), so a job that collects that first
+        pays for one Spark action, not two.
+        """
+        if self._index is None:
+            if self._movies is not None:
+                frame = self._movies.frame
+                self._index = TitleIndex.from_rows(zip(
+                    frame[C.MOVIE_ID], frame[C.TITLE],
+                    [None if pd.isna(y) else int(y) for y in frame[C.YEAR]], frame[C.NUM_RATINGS],
+                ))
+            else:
+                self._index = TitleIndex.from_frame(self.catalog)
+        return self._index
+
+    def search(self, text: str, limit: int = 10) -> list[Movie]:
+        """Catalog movies whose title words start with the typed words, most rated first."""
+        return self.index.search(text, limit)
+
+    def find_movie(self, movie: str | int) -> Movie:
+        """A movie by id or by title; an unknown or ambiguous one is a MovieRecError."""
+        text = str(movie).strip()
+        if text.isdigit():
+            found = self.index.movies.get(int(text))
+            if found is None:
+                raise MovieRecError(f"movie id {text} is not in the catalog")
+            return found
+        match = self.index.match(text)
+        if match.movie is None:
+            raise MovieRecError(match.describe())
+        return match.movie
+
+    # --- custom ratings ---
+
+    def read_ratings(self, path: str | Path) -> list[CustomRating]:
+        """A custom ratings CSV file, checked and matched (CustomRatingsError lists every problem)."""
+        return custom.read_custom_ratings(path, self.index, self.model.scale)
+
+    def ratings_from_pairs(self, user: str, pairs: Iterable[tuple[int | str, float]]) -> list[CustomRating]:
+        """Ratings given as ``(movie id or title, rating)`` pairs (the notebook's)."""
+        return custom.from_pairs(user, pairs, self.index, self.model.scale)
+
+    def next_user_id(self) -> int:
+        """The first id above every user the model knows (1 for an empty model).
+
+        A loaded model knows its largest user id from its metadata (no Spark job).
+        """
+        return (self.model.max_user_id() or 0) + 1
+
+    def custom_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> DataFrame:
+        """``user, user_id, movie_id, rating`` with ids no training user has (a Spark DataFrame)."""
+        first = self.next_user_id() if first_user_id is None else first_user_id
+        return custom.custom_ratings_frame(self.spark, ratings, first)
+
+    def ratings_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> pd.DataFrame:
+        """The same rows as :meth:`custom_frame`, as pandas (no Spark)."""
+        first = self.next_user_id() if first_user_id is None else first_user_id
+        return custom.ratings_table(ratings, first)
+
+    # --- recommendations ---
+
+    def collect_movie_table(self, model: RecommenderModel | None = None) -> MovieTable:
+        """The catalog with taste features, item bias and factors of ``model``, collected (one Spark action).
+
+        ``model`` defaults to this recommender's; its table is collected once
+        and kept, or read from the model folder's saved copy when it has one
+        (no Spark job). Fold-in, top-N and similar movies all run on it.
+        """
+        if model is not None and model is not self.model:
+            return collect_movie_table(model, movies_with_features(self.catalog))
+        if self._movies is None:
+            saved = None
+            if self.model_dir is not None:
+                saved = read_movie_table(self.model_dir, MOVIE_TABLE_COLUMNS)
+            if saved is not None:
+                self._movies = MovieTable.from_frame(saved)
+            else:
+                self._movies = collect_movie_table(self.model, movies_with_features(self.catalog))
+        return self._movies
+
+    def fold_in(self, ratings: pd.DataFrame, movies: MovieTable) -> pd.DataFrame:
+        """The custom users' ``user_id, user_bias, features``, folded into the model on the driver.
+
+        ``ratings`` from :meth:`ratings_frame`, ``movies`` from
+        :meth:`collect_movie_table`; see :func:`movierec_spark.serving.foldin.fold_in_local`.
+        """
+        return fold_in_local(self.model, movies, ratings)
+
+    def collect_user_terms(self, model: RecommenderModel, custom_df: DataFrame) -> pd.DataFrame:
+        """``user_id, user_bias, features`` of the custom users in ``model`` (a refit with them), collected."""
+        users = user_frame(model, custom_df.select(C.USER_ID), custom_df.select(C.USER_ID, C.MOVIE_ID))
+        return users.select(C.USER_ID, USER_BIAS, FEATURES).toPandas()
+
+    def top_n(self, ratings: pd.DataFrame, users: pd.DataFrame, movies: MovieTable, n: int | None = None,
+              min_ratings: int | None = None, content_weight: float | None = None,
+              model: RecommenderModel | None = None) -> pd.DataFrame:
+        """The top-N table of the custom users (:func:`movierec_spark.serving.tables.top_n_table`), on the driver.
+
+        ``users`` from :meth:`fold_in` (or :meth:`collect_user_terms` for a
+        refit ``model``), ``movies`` from :meth:`collect_movie_table` of the
+        same model. ``n``, ``min_ratings`` and ``content_weight`` default to
+        the settings.
+        """
+        return top_n_table(
+            model or self.model,
+            movies,
+            ratings,
+            users,
+            n or self.settings.top_n,
+            self.settings.min_ratings if min_ratings is None else min_ratings,
+            self.settings.liked_rating,
+            self.settings.content_weight if content_weight is None else content_weight,
+        )
+
+    def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],
+                  training: DataFrame) -> RecommenderModel:
+        """The exact alternative to fold-in: refit on ``training`` plus the custom ratings."""
+        # Training timestamps are kept (a model with a user-day bias needs
+        # them); the custom ratings have none.
+        timestamp = [C.TIMESTAMP] if C.TIMESTAMP in training.columns else []
+        combined = training.select(C.USER_ID, C.MOVIE_ID, C.RATING, *timestamp).unionByName(
+            custom_df.select(
+                C.USER_ID,
+                C.MOVIE_ID,
+                F.col(C.RATING).cast(training.schema[C.RATING].dataType),
+                *[F.lit(None).cast(training.schema[c].dataType).alias(c) for c in timestamp],
+            )
+        )
+        return refit(combined)
+
+    def similar(self, movie: str | int, movies: MovieTable, n: int | None = None,
+                min_ratings: int | None = None) -> tuple[Movie, pd.DataFrame]:
+        """``(the movie, its most similar movies)`` by cosine of item factors.
+
+        ``movies`` from :meth:`collect_movie_table`; a model without factors is a MovieRecError.
+        """
+        found = self.find_movie(movie)
+        require_factors(self.model)
+        table = similar_table(
+            movies,
+            found.movie_id,
+            n or self.settings.similar_n,
+            self.settings.min_ratings if min_ratings is None else min_ratings,
+        )
+        return found, table

@@ -1,0 +1,117 @@
+"""jobs/recommend.py and jobs/similar.py on a small saved model, called in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from jobs import recommend, similar
+from movierec_spark import MovieRecError, cli
+from movierec_spark.serving.custom import CustomRatingsError
+from movierec_spark.serving.tables import SIMILAR_SCHEMA, TOP_N_SCHEMA
+from tests.spark_jobs import jobs_while
+from tests.tiny_models import saved_trained_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(spark, tmp_path_factory):
+    return saved_trained_model(spark, tmp_path_factory)
+
+
+def _config(job, argv):
+    return cli.build_config(job.build_parser().parse_args(argv))
+
+
+def _ratings_file(tmp_path, text):
+    path = tmp_path / "mine.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = "user,movie,rating\nann,The Matrix,5\nann,Alien,4.5\nann,Notting Hill,1\nbob,9,5\nbob,amelie,4.5\n"
+
+
+def test_recommend_writes_parquet_csv_report_and_prints(spark, tmp_path, model_dir, capsys):
+    out = tmp_path / "out"
+    cfg = _config(recommend, ["--model", str(model_dir), "--custom-ratings", str(_ratings_file(tmp_path, GOOD)),
+                              "--output", str(out), "--top-n", "3", "--min-ratings", "10"])
+    recommend.validate(cfg)
+    # From a model saved with its movie table: no Spark job at all, the output written on the driver.
+    code, jobs = jobs_while(spark, "recommend", lambda: recommend.run(spark, cfg))
+    assert code == cli.EXIT_OK and jobs == []
+    written = spark.read.parquet(str(out / "top_n"))
+    assert [(f.name, f.dataType) for f in written.schema] == [(f.name, f.dataType) for f in TOP_N_SCHEMA]
+    parquet = written.toPandas()
+    csv = pd.read_csv(out / "top_n.csv")
+    assert len(parquet) == len(csv) == 6
+    assert list(csv.columns) == list(parquet.columns)
+    assert csv.groupby("user").size().to_dict() == {"ann": 3, "bob": 3}
+    assert not {("ann", 1), ("ann", 2), ("ann", 9), ("bob", 9), ("bob", 10)} & set(zip(csv.user, csv.movie_id))
+    assert (csv.num_ratings >= 10).all() and all("|" in g or g.isalpha() for g in csv.genres)
+    lines = pd.read_csv(out / "custom_ratings.csv")
+    assert list(lines.line) == [2, 3, 4, 5, 6]
+    assert lines.matched_title.tolist()[0] == "Matrix, The (1999)"
+    assert lines.user_id.min() > 40  # fresh ids above the model's 40 users
+    report = json.loads((out / "report.json").read_text())
+    assert report["ratings"] == 5 and set(report["users"]) == {"ann", "bob"} and "fold in" in report["stages"]
+    printed = capsys.readouterr().out
+    assert "Top 3 for ann" in printed and "Top 3 for bob" in printed and "because you liked" in printed
+
+
+def test_a_bad_ratings_file_names_its_lines_and_keeps_the_earlier_output(spark, tmp_path, model_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier run")
+    bad = _ratings_file(tmp_path, "user,movie,rating\nann,Heat,4\nann,Matrx,4\nann,Alien,6\n")
+    cfg = _config(recommend, ["--model", str(model_dir), "--custom-ratings", str(bad), "--output", str(out)])
+    with pytest.raises(CustomRatingsError) as caught:
+        recommend.run(spark, cfg)
+    problems = caught.value.problems
+    assert problems[0].startswith("line 2: title 'Heat' matches 2 movies") and "Heat (1972)" in problems[0]
+    assert problems[1].startswith("line 3: unknown title 'Matrx'; did you mean Matrix, The (1999)")
+    assert problems[2].startswith("line 4: rating 6 is not on the scale")
+    assert (out / "keep.txt").read_text() == "earlier run"
+
+
+def test_flags_are_checked_before_spark_starts(tmp_path, model_dir, capsys):
+    # Each of these fails in validate(), before run_job would start (and stop) a session.
+    ratings = _ratings_file(tmp_path, GOOD)
+    assert recommend.main(["--model", str(tmp_path), "--custom-ratings", str(ratings)]) == cli.EXIT_USAGE
+    assert "not a saved model" in capsys.readouterr().err
+    assert recommend.main(["--model", str(model_dir), "--custom-ratings", str(tmp_path / "no.csv")]) == cli.EXIT_USAGE
+    assert "no.csv does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        recommend.main(["--top-n", "0"])
+    assert caught.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        similar.main(["--help"])
+    assert caught.value.code == 0 and "--movie" in capsys.readouterr().out
+    assert similar.main(["--model", str(model_dir)]) == cli.EXIT_USAGE
+    assert "pass --movie" in capsys.readouterr().err
+
+
+def test_similar_lists_neighbours_by_title_and_writes_them(spark, tmp_path, model_dir, capsys):
+    out = tmp_path / "similar"
+    cfg = _config(similar, ["--model", str(model_dir), "--movie", "the matrix", "--top-n", "4",
+                            "--min-ratings", "10", "--output", str(out)])
+    similar.validate(cfg)
+    assert similar.run(spark, cfg) == cli.EXIT_OK
+    written = spark.read.parquet(str(out / "similar"))
+    assert [(f.name, f.dataType) for f in written.schema] == [(f.name, f.dataType) for f in SIMILAR_SCHEMA]
+    table = pd.read_csv(out / "similar.csv")
+    pd.testing.assert_series_equal(written.toPandas().similar_movie_id, table.similar_movie_id, check_dtype=False)
+    assert len(table) == 4 and 1 not in set(table.similar_movie_id) and set(table.movie_id) == {1}
+    assert list(table.similarity) == sorted(table.similarity, reverse=True)
+    assert (table.num_ratings >= 10).all()
+    printed = capsys.readouterr().out
+    assert printed.startswith("Movies most like Matrix, The (1999) (id 1)")
+    # The action/sci-fi taste of the tiny data: its neighbours are action movies.
+    assert set(table.similar_movie_id) <= {2, 3, 4, 5, 6, 7}
+
+
+def test_similar_refuses_an_ambiguous_title(spark, model_dir):
+    cfg = _config(similar, ["--model", str(model_dir), "--movie", "Heat"])
+    with pytest.raises(MovieRecError, match="matches 2 movies"):
+        similar.run(spark, cfg)

@@ -1,0 +1,226 @@
+"""EASE and the top-N blend: the closed form against per-movie ridge
+regressions, the Gram matrix against numpy, scores against a plain
+matrix product, pruning, the blend's sum, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from movierec_spark import MovieRecError
+from movierec_spark.models.ease import (
+    EaseModel,
+    EaseParams,
+    TopNBlend,
+    ease_weights,
+    fit_ease,
+    gram_matrix,
+    item_index,
+    normalise_per_user,
+    prune,
+)
+
+# Users 1-5 x movies 10-14; movie 14 is rated by one user only.
+RATED = {1: [10, 11, 12], 2: [10, 11], 3: [11, 12, 13], 4: [10, 12, 13], 5: [10, 11, 13, 14]}
+MOVIES = [10, 11, 12, 13, 14]
+
+
+def _ratings(spark, rated=RATED):
+    rows = [(u, m, 4.0) for u, ms in rated.items() for m in ms]
+    return spark.createDataFrame(rows, "user_id int, movie_id int, rating double")
+
+
+def _matrix(rated=RATED, movies=MOVIES):
+    x = np.zeros((max(rated) + 1, len(movies)))
+    for user, ms in rated.items():
+        for m in ms:
+            x[user, movies.index(m)] = 1.0
+    return x
+
+
+def test_closed_form_is_each_movies_ridge_regression_on_the_others():
+    x = _matrix()
+    reg = 2.0
+    weights = ease_weights(x.T @ x, reg)
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + reg * np.eye(len(others)), a.T @ x[:, j])
+        assert weights[others, j] == pytest.approx(expected, abs=1e-10)
+        assert weights[j, j] == 0.0
+
+
+def test_dropout_penalises_each_movie_by_its_rating_count_in_the_ridge_regressions():
+    x = _matrix()
+    reg, dropout = 2.0, 0.4
+    penalty = reg + dropout / (1 - dropout) * x.sum(axis=0)  # diag(X'X): each movie's rating count
+    weights = ease_weights(x.T @ x, reg, dropout)
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + np.diag(penalty[others]), a.T @ x[:, j])
+        assert weights[others, j] == pytest.approx(expected, abs=1e-10)
+        assert weights[j, j] == 0.0
+
+
+def test_free_diagonal_is_dlae_with_its_diagonal_dropped():
+    x = _matrix()
+    gram = x.T @ x
+    reg, dropout = 2.0, 0.4
+    penalty = np.diag(reg + dropout / (1 - dropout) * np.diag(gram))
+    expected = np.linalg.solve(gram + penalty, gram)  # argmin ||X - XB||^2 + ||Λ^1/2 B||^2
+    np.fill_diagonal(expected, 0.0)
+    weights = ease_weights(gram, reg, dropout, "free")
+    assert weights == pytest.approx(expected, abs=1e-10)
+    assert not np.allclose(weights, ease_weights(gram, reg, dropout, "zero"))
+
+
+def test_prune_keeps_each_rows_largest_weights_by_size():
+    weights = np.array([[0.0, 0.5, -0.9, 0.1], [0.3, 0.0, 0.2, -0.05], [0.0, 0.0, 0.0, 0.0]])
+    rows, columns, values = prune(weights, 2)
+    kept = sorted(zip(rows.tolist(), columns.tolist(), values.tolist()))
+    assert kept == [(0, 1, 0.5), (0, 2, -0.9), (1, 0, 0.3), (1, 2, 0.2)]  # zeros never kept
+
+
+def test_item_index_and_gram_matrix_match_numpy(spark):
+    ratings = _ratings(spark)
+    movies = item_index(ratings, 4)
+    assert movies == [10, 11, 12, 13]  # 14 has one rating; ties by id
+    x = _matrix(movies=MOVIES)[:, :4]
+    assert gram_matrix(ratings, movies) == pytest.approx(x.T @ x)
+
+
+@pytest.mark.parametrize("dropout, diagonal", [(0.0, "zero"), (0.3, "free")])
+def test_scores_are_the_sum_of_weights_over_a_users_movies_and_no_pair_is_dropped(spark, dropout, diagonal):
+    ratings = _ratings(spark)
+    params = EaseParams(reg_param=1.5, max_items=5, neighbours=3, dropout=dropout, diagonal=diagonal)
+    model = fit_ease(ratings, params)
+    x = _matrix()
+    full = ease_weights(x.T @ x, 1.5, dropout, diagonal)
+    pruned = np.zeros_like(full)
+    rows, columns, values = prune(full, 3)
+    pruned[rows, columns] = values
+    expected = x @ pruned
+    pairs = spark.createDataFrame(
+        [(u, m) for u in (1, 2, 3, 4, 5, 99) for m in MOVIES + [77]], "user_id int, movie_id int"
+    )
+    got = {(r.user_id, r.movie_id): r.prediction for r in model.predict(pairs, score_col="s").collect()}
+    assert len(got) == pairs.count()
+    for (user, movie), score in got.items():
+        if user == 99 or movie == 77:
+            assert score == 0.0  # nothing to score them with
+        else:
+            assert score == pytest.approx(expected[user, MOVIES.index(movie)], abs=1e-9), (user, movie)
+
+
+def test_max_items_limits_the_movies_ease_covers(spark):
+    model = fit_ease(_ratings(spark), EaseParams(reg_param=1.0, max_items=2, neighbours=5))
+    covered = {r[0] for r in model.weights.select("movie_id").union(model.weights.select("_source_movie_id")).collect()}
+    assert covered == {10, 11}
+
+
+def test_topn_blend_adds_the_members_weighted_scores_and_round_trips(spark, tmp_path):
+    ratings = _ratings(spark)
+    a = fit_ease(ratings, EaseParams(reg_param=1.0, max_items=5, neighbours=5, dropout=0.2, diagonal="free"))
+    b = fit_ease(ratings, EaseParams(reg_param=10.0, max_items=5, neighbours=5))
+    blend = TopNBlend({"a": a, "b": b}, {"a": 0.25, "b": 2.0})
+    pairs = spark.createDataFrame([(u, m) for u in RATED for m in MOVIES], "user_id int, movie_id int")
+
+    def scores(model):
+        return {(r.user_id, r.movie_id): r.prediction for r in model.predict(pairs).collect()}
+
+    sa, sb, mixed = scores(a), scores(b), scores(blend)
+    assert sa != sb
+    for key, value in mixed.items():
+        assert value == pytest.approx(0.25 * sa[key] + 2.0 * sb[key], abs=1e-12), key
+
+    blend.save(tmp_path / "blend")
+    loaded = TopNBlend.load(spark, tmp_path / "blend")
+    assert loaded.weights == {"a": 0.25, "b": 2.0}
+    assert scores(loaded) == pytest.approx(mixed)
+    assert EaseModel.load(spark, tmp_path / "blend" / "a").params == a.params
+
+
+def test_normalise_per_user_rescales_each_column_over_each_users_rows(spark):
+    # User 1: mixed signs; user 2: all zero; user 3: one null (counts as 0)
+    # and equal scores in column b.
+    rows = [
+        (1, 10, 2.0, 1.0), (1, 11, -4.0, 3.0), (1, 12, 1.0, 8.0),
+        (2, 10, 0.0, 0.0), (2, 11, 0.0, 0.0),
+        (3, 10, None, 5.0), (3, 11, 6.0, 5.0),
+    ]
+    frame = spark.createDataFrame(rows, "user_id int, movie_id int, a double, b double")
+    users = {1: ([2.0, -4.0, 1.0], [1.0, 3.0, 8.0]), 2: ([0.0, 0.0], [0.0, 0.0]), 3: ([0.0, 6.0], [5.0, 5.0])}
+
+    def expected(values, how):
+        v = np.asarray(values)
+        if how == "rrf":  # 1 / (60 + rank), rank 1 the highest; ties: lower movie id first (stable sort)
+            order = np.argsort(-v, kind="stable")
+            ranks = np.empty(len(v))
+            ranks[order] = np.arange(1, len(v) + 1)
+            return 1.0 / (60 + ranks)
+        if how == "max":
+            top = np.abs(v).max()
+            return v / top if top > 0 else np.zeros_like(v)
+        return (v - v.mean()) / v.std() if v.std() > 0 else np.zeros_like(v)
+
+    assert normalise_per_user(frame, ["a", "b"], "none") is frame
+    for how in ("max", "zscore", "rrf"):
+        got = normalise_per_user(frame, ["a", "b"], how)
+        assert got.columns == frame.columns
+        by_key = {(r.user_id, r.movie_id): (r.a, r.b) for r in got.collect()}
+        assert len(by_key) == len(rows)
+        for user, (a, b) in users.items():
+            movies = sorted(m for u, m in by_key if u == user)
+            assert [by_key[(user, m)][0] for m in movies] == pytest.approx(expected(a, how)), (how, user)
+            assert [by_key[(user, m)][1] for m in movies] == pytest.approx(expected(b, how)), (how, user)
+    with pytest.raises(MovieRecError, match="normalise must be one of none, max, zscore, rrf"):
+        normalise_per_user(frame, ["a"], "rank")
+
+
+def test_normalised_blend_adds_each_members_rescaled_scores_and_round_trips(spark, tmp_path):
+    ratings = _ratings(spark)
+    a = fit_ease(ratings, EaseParams(reg_param=1.0, max_items=5, neighbours=5))
+    b = fit_ease(ratings, EaseParams(reg_param=10.0, max_items=5, neighbours=5))
+    pairs = spark.createDataFrame([(u, m) for u in RATED for m in MOVIES], "user_id int, movie_id int")
+
+    def scores(model):
+        return {(r.user_id, r.movie_id): r.prediction for r in model.predict(pairs).collect()}
+
+    sa, sb = scores(a), scores(b)
+    for how in ("max", "zscore"):
+        blend = TopNBlend({"a": a, "b": b}, {"a": 0.25, "b": 2.0}, normalise=how)
+        mixed = scores(blend)
+        assert mixed != scores(TopNBlend({"a": a, "b": b}, {"a": 0.25, "b": 2.0}))
+        for user in RATED:
+            va = np.array([sa[(user, m)] for m in MOVIES])
+            vb = np.array([sb[(user, m)] for m in MOVIES])
+            if how == "max":
+                va, vb = va / np.abs(va).max(), vb / np.abs(vb).max()
+            else:
+                va, vb = (va - va.mean()) / va.std(), (vb - vb.mean()) / vb.std()
+            got = [mixed[(user, m)] for m in MOVIES]
+            assert got == pytest.approx(0.25 * va + 2.0 * vb, abs=1e-9), (how, user)
+        blend.save(tmp_path / how)
+        loaded = TopNBlend.load(spark, tmp_path / how)
+        assert loaded.normalise == how and scores(loaded) == pytest.approx(mixed)
+
+
+def test_bad_parameters_and_folders_are_refused(spark, tmp_path):
+    for bad, message in (
+        ({"reg_param": 0}, "reg_param must be a number above 0"),
+        ({"max_items": 20001}, "max_items must be a whole number of 1 or more and at most 20000"),
+        ({"neighbours": 2.5}, "neighbours must be a whole number"),
+        ({"dropout": 1.0}, r"dropout must be a number from 0 up to \(not including\) 1"),
+        ({"dropout": -0.1}, "dropout must be a number from 0"),
+        ({"diagonal": "none"}, "diagonal must be one of zero, free"),
+    ):
+        with pytest.raises(MovieRecError, match=message):
+            EaseParams.from_config(bad)
+    with pytest.raises(MovieRecError, match=r"\[topn_blend\] normalise must be one of"):
+        TopNBlend({}, {}, normalise="softmax")
+    with pytest.raises(MovieRecError, match="not a saved ease model"):
+        EaseModel.load(spark, tmp_path)
+    (tmp_path / "metadata.json").write_text('{"model": "knn", "format_version": 1}')
+    with pytest.raises(MovieRecError, match="holds model 'knn'"):
+        EaseModel.load(spark, tmp_path)

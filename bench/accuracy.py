@@ -1,4 +1,4 @@
-"""Issue 4's accuracy protocols, run through jobs/train_als.py's own flags.
+"""Issue 4's accuracy protocols, run through jobs/compare_models.py's own flags.
 
     .venv/bin/python bench/accuracy.py [--data ../shared/data/movielens] [--only folds,small,topn]
 
@@ -9,7 +9,7 @@
   unseen movies (relevant = the user's test movies), implicit ALS and the
   other ranking models.
 
-Every run is ``./spark-submit.sh jobs/train_als.py ...`` with the defaults in
+Every run is ``./spark-submit.sh jobs/compare_models.py ...`` with the defaults in
 conf/movierec.toml; the figures are read back from each run's
 metrics.json and printed as a table (and written to ``--output``/accuracy.json).
 """
@@ -30,9 +30,9 @@ RANKING_MODELS = "bias,als,implicit,ease,rp3beta,topn_blend,popularity"
 
 
 def run_job(args: list[str], output: Path) -> dict:
-    """Run train_als with ``args`` into ``output``; its metrics.json."""
-    command = [str(ROOT / "spark-submit.sh"), "jobs/train_als.py", *args,
-               "--custom-ratings", "", "--predictions-sample", "0", "--output", str(output)]
+    """Run compare_models with ``args`` into ``output``; its metrics.json."""
+    command = [str(ROOT / "spark-submit.sh"), "jobs/compare_models.py", *args,
+               "--predictions-sample", "0", "--output", str(output)]
     print("$ " + " ".join(command[1:]), flush=True)
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True)

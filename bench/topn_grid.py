@@ -19,7 +19,7 @@ every point of the grid (``--ease-reg`` λ x ``--ease-dropout`` x
 ``--ease-diagonal`` x ``--ease-neighbours``; the library's own functions),
 rescales each member's
 scores per user with each normalisation of ``--normalise`` (the library's
-``ease.normalise_per_user``, the one ``TopNBlend`` applies), then scores
+``topn_blend.normalise_per_user``, the one ``TopNBlend`` applies), then scores
 every (implicit variant, normalisation, EASE point, EASE weight) point by nDCG@10 of the top 10 unseen
 movies against the held-out slice. It prints the grid sorted by mean
 nDCG@10 over the seeds; the best point is what ``[ease] reg_param`` and
@@ -178,15 +178,15 @@ def main() -> int:
 
     from movierec_spark import columns as C
     from movierec_spark.config import load_config
-    from movierec_spark.models.ease import (
-        SOURCE, WEIGHT, EaseParams, check_normalisation, ease_weights, gram_matrix, item_index, normalise_per_user, prune,
-    )
+    from movierec_spark.models.ease import EaseParams, ease_weights, gram_matrix, item_index, prune
+    from movierec_spark.models.item_weights import SOURCE, WEIGHT
+    from movierec_spark.models.topn_blend import check_normalisation, normalise_per_user
     from movierec_spark.models.fit import fit_implicit_als
     from movierec_spark.data.load import load_data
     from movierec_spark.models.rp3beta import Rp3BetaParams, co_walks, rp3beta_weights
     from movierec_spark.session import build_session, set_checkpoint_dir
     from movierec_spark.evaluation.split import stratified_split
-    from jobs.train_als import implicit_params
+    from movierec_spark.models.registry import implicit_params
 
     normalisations = [check_normalisation(n.strip()) for n in args.normalise.split(",")]
     cfg = load_config()

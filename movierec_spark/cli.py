@@ -228,3 +228,107 @@ def run_job(
         hint = "" if args.verbose else " (run with --verbose for the stack trace)"
         print(f"{prog}: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
         return EXIT_ERROR
+
+
+# --- the flags of the training jobs (train_als, compare_models; tune_als shares the split's) ---
+
+
+class _SetSeeds(argparse.Action):
+    """``--seed N`` sets every seed: the split's (unless ``--split-seed`` set it) and the models'."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, "als.seed", values)
+        if getattr(namespace, "split.seed", None) is None:
+            setattr(namespace, "split.seed", values)
+
+
+def add_seed_flag(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument(
+        "--seed", type=non_negative_int, action=_SetSeeds, metavar="N",
+        help="set every seed (split and models); --split-seed overrides the split's",
+    )
+
+
+def add_split_flags(parser: argparse.ArgumentParser) -> None:
+    """The ``[split]`` flags."""
+    from movierec_spark.evaluation.split import METHODS
+
+    split = parser.add_argument_group("split")
+    add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
+    add_flag(split, "--test-fraction", "split.test_fraction", type=fraction, help="share of ratings in test")
+    add_flag(split, "--split-seed", "split.seed", type=non_negative_int, help="seed of the random / stratified split")
+    add_flag(
+        split, "--train-ratings", "split.train_ratings_file", metavar="PATH",
+        help="predefined split: training ratings in the release's format (e.g. ml-100k u1.base); implies --split predefined",
+    )
+    add_flag(
+        split, "--test-ratings", "split.test_ratings_file", metavar="PATH",
+        help="predefined split: test ratings in the release's format (e.g. ml-100k u1.test)",
+    )
+
+
+def _model_list(text: str) -> list[str]:
+    from movierec_spark.models.registry import model_names
+
+    try:
+        return model_names(text, "--models")
+    except MovieRecError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--models: ")) from None
+
+
+def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--models`` (``[<section>] models``), ``--seed`` and the settings of the biases and both ALS models."""
+    from movierec_spark.models.registry import MODEL_NAMES
+
+    model = parser.add_argument_group("models")
+    add_seed_flag(model)
+    add_flag(model, "--models", f"{section}.models", type=_model_list, metavar="A,B",
+             help=f"models to fit, from {','.join(MODEL_NAMES)}")
+    add_flag(model, "--rank", "als.rank", type=positive_int, help="ALS rank (latent factors)")
+    add_flag(model, "--max-iter", "als.max_iter", type=positive_int, help="ALS iterations")
+    add_flag(model, "--reg-param", "als.reg_param", type=non_negative_float, help="ALS regularisation")
+    add_flag(model, "--nonnegative", "als.nonnegative", action=argparse.BooleanOptionalAction,
+             metavar=None, help="constrain ALS factors to be non-negative")
+    add_flag(model, "--solver", "als.solver", metavar="auto|mllib|driver",
+             help="who solves explicit ALS: mllib (Spark's distributed ALS), driver (the same equations "
+                  "in the driver process), auto (driver on a local master, mllib on a cluster)")
+    add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=positive_int, help="ALS user blocks")
+    add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=positive_int, help="ALS item blocks")
+    add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=non_negative_int, metavar="N",
+             help="size the ALS blocks to the training ratings: one per N, at least one per core, "
+                  "at most --num-user/item-blocks; 0: the block counts as given")
+    add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=positive_int,
+             help="checkpoint ALS every N iterations")
+    add_flag(model, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
+             help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")
+    add_flag(model, "--user-damping", "bias.user_damping", type=non_negative_float,
+             help="pseudo-count shrinking user biases to 0")
+    add_flag(model, "--item-damping", "bias.item_damping", type=non_negative_float,
+             help="pseudo-count shrinking movie biases to 0")
+    add_flag(model, "--bias-iterations", "bias.bias_iterations", type=positive_int,
+             help="alternating passes fitting movie then user biases")
+
+    implicit = parser.add_argument_group("top-N mode (ALS with implicitPrefs)")
+    add_flag(implicit, "--implicit-rank", "implicit.rank", type=positive_int, help="rank")
+    add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=positive_int, help="iterations")
+    add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=non_negative_float, help="regularisation")
+    add_flag(implicit, "--alpha", "implicit.alpha", type=non_negative_float,
+             help="confidence growth per unit of preference")
+    add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
+             help="preference of a rating: 1 (binary) or the rating itself")
+    add_flag(implicit, "--topn-normalise", "topn_blend.normalise", choices=("none", "max", "zscore", "rrf"),
+             help="topn_blend: rescale each member's scores per user before adding them")
+
+
+def add_evaluation_flags(parser: argparse.ArgumentParser, section: str) -> argparse._ArgumentGroup:
+    """The ``[evaluate]`` flags and ``--output`` (``[<section>] output``); returns their group."""
+    evaluate = parser.add_argument_group("evaluation and output")
+    add_flag(evaluate, "--k", "evaluate.k", type=positive_int, help="K of the ranking metrics")
+    add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=non_negative_int,
+             help="test rows written to predictions_sample.csv")
+    add_flag(evaluate, "--ranking-metrics", "evaluate.ranking_metrics", action=argparse.BooleanOptionalAction,
+             metavar=None, help="compute precision/recall/ndcg/map/coverage@K (a top-K per test user)")
+    add_flag(evaluate, "--warm-metrics", "evaluate.warm_metrics", action=argparse.BooleanOptionalAction,
+             metavar=None, help="also compute RMSE/MAE/R2 over the test rows whose user and movie are in training")
+    add_flag(evaluate, "--output", f"{section}.output", metavar="DIR", help="output folder")
+    return evaluate

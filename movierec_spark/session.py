@@ -9,7 +9,11 @@ a checkpoint directory, which ALS needs so that long fits do not die of
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -32,3 +36,24 @@ def set_checkpoint_dir(spark: SparkSession, path: str | Path) -> str:
     location = str(path)
     spark.sparkContext.setCheckpointDir(location)
     return location
+
+
+@contextmanager
+def checkpoint_dir(spark: SparkSession, wanted: str | Path | None = None) -> Iterator[str]:
+    """The folder a job checkpoints to, for the length of the ``with`` block.
+
+    ``wanted`` (``[als] checkpoint_dir``) when given, else the session's own,
+    else a temporary folder that is removed afterwards.
+    """
+    if wanted:
+        yield set_checkpoint_dir(spark, wanted)
+        return
+    existing = spark.sparkContext.getCheckpointDir()
+    if existing:
+        yield existing
+        return
+    tmp = tempfile.mkdtemp(prefix="movierec-checkpoints-")
+    try:
+        yield set_checkpoint_dir(spark, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

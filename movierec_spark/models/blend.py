@@ -62,17 +62,18 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
+from movierec_spark.data.releases import RatingScale
+from movierec_spark.models.base import Recommender
 from movierec_spark.models.ease import EASE, EaseModel
 from movierec_spark.models.knn import KNNModel
 from movierec_spark.models.recommender import RecommenderModel
-from movierec_spark.data.releases import RatingScale
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +83,9 @@ _FOLD = "_blend_fold"
 _HASH_BUCKETS = 1_000_000
 
 
-class Predictor(Protocol):
-    def predict(self, pairs: DataFrame) -> DataFrame: ...  # pragma: no cover
-
-    def save(self, path: str | Path, tables: io.SavedTables | None = None) -> None: ...  # pragma: no cover
-
-
 # Loaders of the member kinds a saved blend may hold.
 _MEMBER_KINDS: dict[type, str] = {RecommenderModel: "recommender", KNNModel: "knn", EaseModel: EASE}
-_LOADERS: dict[str, Callable[[SparkSession, Path], Predictor]] = {
+_LOADERS: dict[str, Callable[[SparkSession, Path], Recommender]] = {
     "recommender": RecommenderModel.load,
     "knn": KNNModel.load,
     EASE: EaseModel.load,
@@ -124,7 +119,7 @@ def validation_split(ratings: DataFrame, fraction: float, seed: int) -> tuple[Da
     return ratings.where(~in_validation), ratings.where(in_validation)
 
 
-def with_predictions(pairs: DataFrame, models: Mapping[str, Predictor]) -> DataFrame:
+def with_predictions(pairs: DataFrame, models: Mapping[str, Recommender]) -> DataFrame:
     """``pairs`` plus ``pred_<name>`` for every model, in the given order."""
     if C.PREDICTION in pairs.columns:
         raise MovieRecError(f"pairs to blend already have a {C.PREDICTION!r} column; drop it first")
@@ -333,16 +328,27 @@ class BlendModel:
     when the weights include support features, else None.
     """
 
-    models: dict[str, Predictor]
+    models: dict[str, Recommender]
     intercept: float
     weights: dict[str, float]
     scale: RatingScale
     support: dict[str, DataFrame] | None = None
 
+    predicts_ratings: ClassVar[bool] = True
+    ranks: ClassVar[bool] = False  # its kNN members cannot score every unseen movie in time
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": BLEND,
+            "intercept": self.intercept,
+            "weights": self.weights,
+            "members": {name: member.describe() for name, member in self.models.items()},
+        }
+
     @classmethod
     def from_report(
         cls,
-        models: Mapping[str, Predictor],
+        models: Mapping[str, Recommender],
         report: BlendReport,
         scale: RatingScale,
         support: Mapping[str, DataFrame] | None = None,
@@ -434,19 +440,19 @@ class BlendModel:
 class BlendResult:
     """The fitted members, the blend (None when it did not beat them) and the report."""
 
-    models: dict[str, Predictor]
+    models: dict[str, Recommender]
     blend: BlendModel | None
     report: BlendReport
 
     @property
-    def best(self) -> Predictor:
+    def best(self) -> Recommender:
         """The blend when kept, else the model that was best alone on validation."""
         return self.blend if self.blend is not None else self.models[self.report.best_single]
 
 
 def fit_blend(
     train: DataFrame,
-    fitters: Mapping[str, Callable[[DataFrame], Predictor]],
+    fitters: Mapping[str, Callable[[DataFrame], Recommender]],
     scale: RatingScale,
     *,
     validation_fraction: float = 0.1,
@@ -464,16 +470,22 @@ def fit_blend(
     include the support features, counted on the same ratings as the members.
     """
     fit_part, validation = validation_split(train, validation_fraction, seed)
+    # Cached: every member is fitted on the one and scores the other.
+    fit_part, validation = fit_part.cache(), validation.cache()
     first = {name: fit(fit_part) for name, fit in fitters.items()}
     scored = with_predictions(validation, first)
     if support:
         scored = with_support(scored, support_tables(fit_part))
+    scored = scored.cache()
     report = fit_blend_weights(scored, list(fitters), folds=folds, ridge=ridge, seed=seed, support=support)
     report.params.update(validation_fraction=validation_fraction, seed=seed, refit=refit)
+    scored.unpersist()
+    validation.unpersist()
     if refit:
         for model in first.values():
             if hasattr(model, "unpersist"):
                 model.unpersist()
+        fit_part.unpersist()
         models = {name: fit(train) for name, fit in fitters.items()}
     else:
         models = first

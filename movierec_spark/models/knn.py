@@ -70,7 +70,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -274,9 +274,17 @@ class KNNModel:
     similarities: DataFrame  # <key>, neighbour_id, similarity, support
     params: KNNParams
 
+    predicts_ratings: ClassVar[bool] = True
+    # Scoring every unseen movie of every user joins each candidate with the
+    # user's ratings: hours on a large release, for a model that ranks poorly.
+    ranks: ClassVar[bool] = False
+
     @property
     def scale(self):
         return self.baseline.scale
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "knn", **asdict(self.params), "baseline": self.baseline.describe()}
 
     def neighbour_scores(self, pairs: DataFrame) -> DataFrame:
         """For each distinct (user_id, movie_id) of ``pairs`` that has neighbours:

@@ -110,6 +110,19 @@ class RecommenderModel:
     def clips(self) -> bool:
         return self.kind == KIND_EXPLICIT
 
+    @property
+    def predicts_ratings(self) -> bool:
+        """Explicit models predict ratings; implicit ALS and popularity score a ranking."""
+        return self.kind == KIND_EXPLICIT
+
+    @property
+    def ranks(self) -> bool:
+        """Every model but the global mean, which ties every movie."""
+        return self.params.get("model") != "global_mean"
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.params)
+
     def max_user_id(self) -> int | None:
         """The largest user id the model knows (biases or factors); None for a model without users.
 

@@ -15,7 +15,7 @@ because every path leads there::
 with ``n_j`` the raters of movie ``j`` and ``n_v`` the ratings of user ``v``.
 Each movie ``j`` keeps its ``neighbours`` largest weights (ties: lower movie
 id first). A user's score for movie ``i`` is the sum of ``W[j, i]`` over the
-movies ``j`` they rated (:class:`~movierec_spark.models.ease.ItemWeightsModel`, the
+movies ``j`` they rated (:class:`~movierec_spark.models.item_weights.ItemWeightsModel`, the
 scoring EASE uses). The walk's first step, ``n_u^-alpha``, is the same for
 every movie of a user and is left out: it does not change their order.
 
@@ -45,7 +45,7 @@ from pyspark.sql.window import Window
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark.models.ease import SOURCE, WEIGHT, ItemWeightsModel
+from movierec_spark.models.item_weights import SOURCE, WEIGHT, ItemWeightsModel
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,13 @@ import json
 import pytest
 
 from jobs import train_als as job
+from movierec_spark import cli, pipeline
+from movierec_spark.evaluation import protocol as P
 from movierec_spark.models import blend as B
-from movierec_spark import cli
+from movierec_spark.models import registry as R
 from movierec_spark.models.recommender import RecommenderModel
-from movierec_spark.progress import StageTimer
 from movierec_spark.models.rp3beta import Rp3BetaModel
+from movierec_spark.progress import StageTimer
 from tests.tiny_release import tiny_release
 
 
@@ -93,7 +95,7 @@ ALL_MODELS = "global_mean,bias,als,blend,implicit,rp3beta,topn_blend"
 
 def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark, tmp_path, monkeypatch, capsys):
     release = tiny_release(spark, catalog_movies=13)
-    monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
+    monkeypatch.setattr("movierec_spark.data.load.load_data", lambda spark, data: release)
     custom = tmp_path / "custom.csv"
     custom.write_text("user,movie,rating\nana,1,5\nana,2,1\nbo,3,4\n")
 
@@ -138,21 +140,22 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     assert rp3["rmse"] is None and isinstance(rp3["ndcg@3"], float) and rp3["params"]["model"] == "rp3beta"
     ndcgs = {n: m["ndcg@3"] for n, m in first["models"].items() if m["ndcg@3"] is not None}
     assert first["best"]["ndcg@3"] == {"model": max(ndcgs, key=ndcgs.get), "value": max(ndcgs.values())}
-    assert {"load", "split", "blend: fit members on the fit part", "fit als", "evaluate als", "write"} <= set(first["stages"])
+    assert {"load", "split", "fit blend", "fit als", "evaluate als", "write"} <= set(first["stages"])
 
     model = RecommenderModel.load(spark, out / "model")
     assert model.params["rank"] == 2 and model.day_bias is not None
-    assert (out / "models" / "implicit" / "metadata.json").exists()
+    assert (out / "models" / "implicit" / "metadata.json").exists() and not (out / "models" / "als").exists()
     assert (out / "models" / "blend" / "metadata.json").exists()
     assert (out / "models" / "topn_blend" / "ease" / "metadata.json").exists()
-    assert Rp3BetaModel.load(spark, out / "models" / "rp3beta").params == job.rp3beta_params(cfg)
+    assert Rp3BetaModel.load(spark, out / "models" / "rp3beta").params == R.rp3beta_params(cfg)
     recs = (out / "recommendations.csv").read_text().splitlines()
     header = recs[0].split(",")
     assert header[:4] == ["user", "user_id", "rank", "movie_id"] and len(recs) == 1 + 2 * 2
     assert not any(line.startswith("ana,") and line.split(",")[3] in ("1", "2") for line in recs[1:])
     sample = (out / "predictions_sample.csv").read_text().splitlines()
     # Rating models only: a ranking model's score is not a rating.
-    rating_models = [m for m in ALL_MODELS.split(",") if m not in job.RANKING_ONLY]
+    rating_models = [m for m in ALL_MODELS.split(",") if first["models"][m]["rmse"] is not None]
+    assert rating_models == ["global_mean", "bias", "als", "blend"]
     assert len(sample) == 6 and sample[0].split(",")[-len(rating_models) - 1:] == ["cold_movie", *rating_models]
     printed = capsys.readouterr().out
     assert "ndcg@3" in printed and "blend" in printed
@@ -170,7 +173,7 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
     # The als model's bias tables are the bias model's: copied, not written twice.
     parts = lambda folder: sorted(p.name for p in folder.glob("part-*"))  # noqa: E731
     for table in ("user_bias", "item_bias"):
-        assert parts(again / "models" / "als" / table) == parts(again / "models" / "bias" / table) != []
+        assert parts(again / "model" / table) == parts(again / "models" / "bias" / table) != []
     assert second["counts"] == first["counts"]
     for name in ("bias", "als"):
         a, b = first["models"][name], second["models"][name]
@@ -180,8 +183,8 @@ def test_job_writes_metrics_models_and_recommendations_and_repeats_itself(spark,
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (name, key)
 
 
-@pytest.mark.parametrize("rows, on_driver", [(None, False), (80_000, True), (job.RATINGS_PER_PARTITION, True),
-                                              (job.RATINGS_PER_PARTITION + 1, False)])
+@pytest.mark.parametrize("rows, on_driver", [(None, False), (80_000, True), (P.RATINGS_PER_PARTITION, True),
+                                              (P.RATINGS_PER_PARTITION + 1, False)])
 def test_top_n_for_all_users_ranks_small_data_on_the_driver(monkeypatch, rows, on_driver):
     from movierec_spark.serving import topn_all
 
@@ -199,7 +202,7 @@ def test_top_n_for_all_users_ranks_small_data_on_the_driver(monkeypatch, rows, o
         return Frame()
 
     monkeypatch.setattr(topn_all, "top_n_all_users", fake)
-    job.top_n_for_all_users({"recommend": {"top_n": 7}}, None, None, rows)
+    pipeline.top_n_for_all_users({"recommend": {"top_n": 7}}, None, None, rows)
     assert asked == {"n": 7, "on_driver": on_driver}
 
 
@@ -216,10 +219,10 @@ def test_ratings_per_block_sizes_the_als_blocks(per_block, rows, parallelism, bl
     cfg = cli.build_config(parser.parse_args(
         ["--output", "unused", "--num-user-blocks", "10", "--num-item-blocks", "7", "--ratings-per-block", str(per_block)]
     ))
-    sized = job.sized_to(job.als_params(cfg), cfg, rows, parallelism)
+    sized = R.ModelFitter(cfg, None, rows, parallelism).sized(R.als_params(cfg))
     assert (sized.num_user_blocks, sized.num_item_blocks) == blocks
     # The row count unknown: unchanged.
-    assert job.sized_to(job.als_params(cfg), cfg, None, parallelism).num_user_blocks == 10
+    assert R.ModelFitter(cfg, None, None, parallelism).sized(R.als_params(cfg)).num_user_blocks == 10
 
 
 def test_fitted_als_has_the_sized_blocks(spark):
@@ -234,8 +237,8 @@ def test_fitted_als_has_the_sized_blocks(spark):
     ))
     cfg["bias"] = {**cfg["bias"], "day_bias": False}
     job.validate(cfg)
-    models, _ = job.fit_models(ratings, WHOLE_STARS, cfg, StageTimer(), rows=48)
     cores = spark.sparkContext.defaultParallelism
+    models = R.fit_models(ratings, ["als"], R.ModelFitter(cfg, WHOLE_STARS, 48, cores), StageTimer())
     blocks = min(cores, 10)  # 48 ratings: one block per core, the shipped 10 at most
     assert models["als"].params["num_user_blocks"] == blocks and models["als"].params["num_item_blocks"] == blocks
     assert models["als"].als.userFactors.rdd.getNumPartitions() == blocks
@@ -250,61 +253,61 @@ def test_fitted_als_has_the_sized_blocks(spark):
     (25_000_095, 2, 26),  # more than the split's 16: coalesce keeps the 16
 ])
 def test_working_partitions_follow_the_ratings(rows, parallelism, partitions):
-    assert job.working_partitions(rows, parallelism) == partitions
+    assert P.working_partitions(rows, parallelism) == partitions
 
 
 def test_known_ratings_come_from_the_ingest_report_else_the_release():
     from types import SimpleNamespace
 
-    assert job.known_ratings(SimpleNamespace(name="ml-100k", report={"summary": {"ratings": 1234}})) == 1234
-    assert job.known_ratings(SimpleNamespace(name="ml-100k", report=None)) == 100_000
-    assert job.known_ratings(SimpleNamespace(name="synthetic", report=None)) is None
+    assert P.known_ratings(SimpleNamespace(name="ml-100k", report={"summary": {"ratings": 1234}})) == 1234
+    assert P.known_ratings(SimpleNamespace(name="ml-100k", report=None)) == 100_000
+    assert P.known_ratings(SimpleNamespace(name="synthetic", report=None)) is None
 
 
 def test_fewer_partitions_keeps_the_rows(spark):
     frame = spark.range(40, numPartitions=8)
-    fewer = job.fewer_partitions(frame, 3)
+    fewer = P.fewer_partitions(frame, 3)
     assert fewer.rdd.getNumPartitions() == 3 and sorted(fewer.collect()) == sorted(frame.collect())
-    assert job.fewer_partitions(frame, 20).rdd.getNumPartitions() == 8  # never more
-    assert job.fewer_partitions(frame, None) is frame
+    assert P.fewer_partitions(frame, 20).rdd.getNumPartitions() == 8  # never more
+    assert P.fewer_partitions(frame, None) is frame
 
 
 def test_fewer_shuffle_partitions_only_lowers_and_says_what_to_restore(spark):
-    before = spark.conf.get(job.SHUFFLE_PARTITIONS)
+    before = spark.conf.get(P.SHUFFLE_PARTITIONS)
     try:
-        assert job.fewer_shuffle_partitions(spark, int(before) + 5) is None
-        assert job.fewer_shuffle_partitions(spark, None) is None
-        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == before
-        assert job.fewer_shuffle_partitions(spark, 1) == before
-        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == "1"
+        assert P.fewer_shuffle_partitions(spark, int(before) + 5) is None
+        assert P.fewer_shuffle_partitions(spark, None) is None
+        assert spark.conf.get(P.SHUFFLE_PARTITIONS) == before
+        assert P.fewer_shuffle_partitions(spark, 1) == before
+        assert spark.conf.get(P.SHUFFLE_PARTITIONS) == "1"
         from pyspark.sql import functions as F
 
         assert spark.range(10).groupBy((F.col("id") % 3).alias("k")).count().rdd.getNumPartitions() == 1
     finally:
-        spark.conf.set(job.SHUFFLE_PARTITIONS, before)
+        spark.conf.set(P.SHUFFLE_PARTITIONS, before)
 
 
 def test_only_the_ratings_sized_stages_run_with_fewer_shuffle_partitions(spark, tmp_path, monkeypatch):
     release = tiny_release(spark, catalog_movies=13)  # named ml-100k: 100,000 published ratings
-    monkeypatch.setattr(job, "load_release", lambda spark, cfg: release)
-    parts = job.working_partitions(100_000, spark.sparkContext.defaultParallelism)
-    before = spark.conf.get(job.SHUFFLE_PARTITIONS)
+    monkeypatch.setattr("movierec_spark.data.load.load_data", lambda spark, data: release)
+    parts = P.working_partitions(100_000, spark.sparkContext.defaultParallelism)
+    before = spark.conf.get(P.SHUFFLE_PARTITIONS)
     configured = str(parts + 4)
-    spark.conf.set(job.SHUFFLE_PARTITIONS, configured)
+    spark.conf.set(P.SHUFFLE_PARTITIONS, configured)
     seen = {}
 
     def recording(name, real):
         def call(*args, **kwargs):
-            seen.setdefault(name, spark.conf.get(job.SHUFFLE_PARTITIONS))
+            seen.setdefault(name, spark.conf.get(P.SHUFFLE_PARTITIONS))
             return real(*args, **kwargs)
         return call
 
-    monkeypatch.setattr(job, "fit_models", recording("fit", job.fit_models))
-    monkeypatch.setattr(job, "evaluate_model", recording("evaluate", job.evaluate_model))
+    monkeypatch.setattr(R, "fit_models", recording("fit", R.fit_models))
+    monkeypatch.setattr(P, "evaluate_model", recording("evaluate", P.evaluate_model))
     try:
         assert job.run(spark, _config(tmp_path / "out", "", "bias")) == 0
         # Fits on the ratings: sized to them; ranking metrics (users x unseen movies): the configured count.
         assert seen == {"fit": str(parts), "evaluate": configured}
-        assert spark.conf.get(job.SHUFFLE_PARTITIONS) == configured
+        assert spark.conf.get(P.SHUFFLE_PARTITIONS) == configured
     finally:
-        spark.conf.set(job.SHUFFLE_PARTITIONS, before)
+        spark.conf.set(P.SHUFFLE_PARTITIONS, before)

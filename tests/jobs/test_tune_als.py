@@ -11,6 +11,7 @@ import pytest
 from jobs import train_als
 from jobs import tune_als as job
 from movierec_spark import MovieRecError, cli
+from movierec_spark.models import registry as R
 from movierec_spark.models import tune as T
 from movierec_spark.config import load_config
 from movierec_spark.data.releases import WHOLE_STARS
@@ -144,7 +145,7 @@ def test_implicit_estimator_output_matches_hand_computed_top_k_and_ndcg(spark):
 
 def _run(spark, argv, monkeypatch):
     release = tiny_release(spark)
-    monkeypatch.setattr(train_als, "load_release", lambda spark, cfg: release)
+    monkeypatch.setattr("movierec_spark.data.load.load_data", lambda spark, data: release)
     args = job.build_parser().parse_args(argv)
     cfg = cli.build_config(args)
     job.validate(cfg)
@@ -179,9 +180,9 @@ def test_explicit_job_writes_sorted_leaderboard_and_a_best_toml_train_als_reads(
     header = best_toml.read_text()
     assert "Command: tune_als --output" in header and "ml-100k" in header and f"{best['rmse']:.6f}" in header
     cfg = cli.build_config(train_als.build_parser().parse_args(["--config", str(best_toml)]))
-    als = train_als.als_params(cfg)
+    als = R.als_params(cfg)
     assert (als.rank, als.max_iter, als.reg_param) == (best["rank"], 2, best["reg_param"])
-    assert train_als.bias_params(cfg).user_damping == best["user_damping"]
+    assert R.bias_params(cfg).user_damping == best["user_damping"]
     train_als.validate({**cfg, "train_als": {"output": str(tmp_path / "x")}})
     printed = capsys.readouterr().out
     assert "place" in printed and "rmse" in printed and "best.toml" in printed
@@ -199,7 +200,7 @@ def test_implicit_job_with_cross_validation_ranks_by_ndcg(spark, tmp_path, monke
     assert (csv["fit_seconds"] > 0).all()
     assert "metric_std" in csv and summary["tuner"]["num_folds"] == 2 and summary["larger_is_better"] is True
     cfg = cli.build_config(train_als.build_parser().parse_args(["--config", str(out / "best.toml")]))
-    implicit = train_als.implicit_params(cfg)
+    implicit = R.implicit_params(cfg)
     assert (implicit.alpha, implicit.rank, implicit.max_iter) == (csv["alpha"][0], 2, 2)
     assert cfg["implicit"]["confidence"] == "binary"
 

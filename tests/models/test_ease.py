@@ -11,14 +11,13 @@ from movierec_spark import MovieRecError
 from movierec_spark.models.ease import (
     EaseModel,
     EaseParams,
-    TopNBlend,
     ease_weights,
     fit_ease,
     gram_matrix,
     item_index,
-    normalise_per_user,
     prune,
 )
+from movierec_spark.models.topn_blend import TopNBlend, normalise_per_user
 
 # Users 1-5 x movies 10-14; movie 14 is rated by one user only.
 RATED = {1: [10, 11, 12], 2: [10, 11], 3: [11, 12, 13], 4: [10, 12, 13], 5: [10, 11, 13, 14]}

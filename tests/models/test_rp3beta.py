@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from movierec_spark import MovieRecError
-from movierec_spark.models.ease import TopNBlend
+from movierec_spark.models.topn_blend import TopNBlend
 from movierec_spark.models.rp3beta import Rp3BetaModel, Rp3BetaParams, fit_rp3beta
 
 # Users 1-6 x movies 10-15; movie 15 is rated by one user only, user 6

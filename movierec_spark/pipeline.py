@@ -1,0 +1,358 @@
+"""The training pipeline: load -> split -> fit -> evaluate -> recommend -> publish.
+
+``jobs/train_als.py`` and ``jobs/compare_models.py`` are this one function
+(:func:`run`) with two sets of :class:`Outputs`; tests, the notebook and
+the benchmarks call it the same way.
+
+:data:`TRAIN` (``jobs/train_als.py``) writes to ``[train_als] output``::
+
+    metrics.json            per model: rmse, mae, r2 (all test rows and the
+                            warm subset), precision/recall/ndcg/map@K,
+                            coverage@K, parameters, seed; the dataset, the
+                            split, row counts incl. cold start, and wall
+                            time per stage
+    model/                  the model that recommends (biased ALS; the bias
+                            baseline without it), with catalog/ and
+                            movie_table/ for jobs/recommend.py and similar.py
+    models/<name>/          every other fitted model (with --models)
+    predictions_sample.csv  test rows with each rating model's prediction
+    recommendations/        Parquet: top-N per custom user
+    recommendations.csv     the same as CSV
+    custom_ratings.csv      each custom rating and the movie it matched
+    top_n_all/              with --top-n-all: top-N for every training user
+
+:data:`COMPARE` (``jobs/compare_models.py``) writes to ``[compare_models]
+output``: ``metrics.json``, ``metrics.csv`` (one row per model),
+``predictions_sample.csv`` and ``rankings/<name>/`` per ranked model
+(Parquet: user_id, rank, movie_id, score: the top-K lists its ranking
+metrics were computed from).
+
+The output folder is published whole at the end (``io.staged_output``): a
+failed run leaves an earlier output as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from movierec_spark import MovieRecError, io
+from movierec_spark import columns as C
+from movierec_spark.config import Config
+from movierec_spark.evaluation import protocol as P
+from movierec_spark.models import registry as R
+from movierec_spark.progress import StageTimer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a pipeline run produces besides the metrics."""
+
+    section: str  # the config section of its output folder and model list
+    recommend: bool  # save the recommending model, fold in the custom users
+    rankings: bool  # keep every ranked model's top-K lists
+
+
+TRAIN = Outputs("train_als", recommend=True, rankings=False)
+COMPARE = Outputs("compare_models", recommend=False, rankings=True)
+
+
+def models_wanted(cfg: Config, outputs: Outputs) -> list[str]:
+    """The models a run fits (``[<section>] models``), checked."""
+    return R.model_names(cfg.get(outputs.section, {}).get("models", [R.ALS]), f"[{outputs.section}] models")
+
+
+def recommending_model(models: dict[str, Any]):
+    """The model that recommends: biased ALS, else the bias baseline, else None."""
+    return models.get(R.ALS) or models.get(R.BIAS)
+
+
+def read_custom_users(cfg: Config, catalog: DataFrame, scale):
+    """The custom ratings file, checked and matched to movies: ``(ratings, title index)``, or ``(None, None)``.
+
+    Read before any model is fitted, so a bad line costs seconds, not a fit.
+    """
+    from movierec_spark.data.titles import TitleIndex
+    from movierec_spark.serving import custom
+
+    path = cfg.get("recommend", {}).get("custom_ratings_file")
+    if not path:
+        return None, None
+    index = TitleIndex.from_frame(catalog)
+    ratings = custom.read_custom_ratings(path, index, scale)
+    for line in custom.describe(ratings):
+        log.info("%s", line)
+    return ratings, index
+
+
+def recommend_for_custom_users(spark, cfg: Config, fitter: R.ModelFitter, model, catalog, custom_ratings, index, train):
+    """Top-N table of the custom users (pandas), their first user id, and ``model``'s movie table.
+
+    ``[recommend] method``: ``foldin`` solves each custom user against the
+    fitted model's fixed movies; ``retrain`` refits the model on the
+    training ratings plus theirs (same parameters and seed). The movie table
+    is the one ``foldin`` collected for ``model``, to be saved beside it;
+    ``None`` after ``retrain``, which collects the refitted model's instead.
+    """
+    from movierec_spark.models import fit
+    from movierec_spark.serving.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
+
+    settings = RecommendSettings.from_config(cfg.get("recommend", {}))
+    recommender = CustomRecommender(spark, model, catalog, settings, _index=index)
+    first_id = recommender.next_user_id()
+    rated = recommender.ratings_frame(custom_ratings, first_id)
+    if settings.method == METHOD_RETRAIN:
+        if model.als is not None:
+            params = fitter.sized(R.als_params(cfg))
+            refit = lambda everything: fit.fit_biased_als(everything, fitter.scale, params, R.bias_params(cfg))  # noqa: E731
+        else:
+            refit = lambda everything: fit.fit_bias_model(everything, fitter.scale, R.bias_params(cfg))  # noqa: E731
+        custom_df = recommender.custom_frame(custom_ratings, first_id).cache()
+        retrained = recommender.retrained(custom_df, refit, train)
+        movies = recommender.collect_movie_table(retrained)
+        users = recommender.collect_user_terms(retrained, custom_df)
+        return recommender.top_n(rated, users, movies, model=retrained), first_id, None
+    movies = recommender.collect_movie_table()
+    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), first_id, movies
+
+
+def top_n_for_all_users(cfg: Config, model, train: DataFrame, rows: int | None = None) -> DataFrame:
+    """Top-N (``[recommend] top_n``) for every training user, computed and cached.
+
+    Up to :data:`~movierec_spark.evaluation.protocol.RATINGS_PER_PARTITION`
+    training ratings the users are ranked on the driver: the same ranking
+    without starting the executors' Python workers.
+    """
+    from movierec_spark.serving.topn_all import top_n_all_users
+
+    on_driver = rows is not None and rows <= P.RATINGS_PER_PARTITION
+    top = top_n_all_users(model, train, int(cfg["recommend"]["top_n"]), on_driver=on_driver).cache()
+    log.info("%d top-N rows for every training user", top.count())
+    return top
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` printed from: the metrics, the custom users' top-N table (or None), the output folder."""
+
+    metrics: dict[str, Any]
+    recommendations: Any
+    output: Path
+
+
+def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult:
+    """Run the pipeline on ``cfg`` and publish its output folder (``[<outputs.section>] output``)."""
+    from movierec_spark.data.catalog import build_catalog
+    from movierec_spark.data.load import load_data
+    from movierec_spark.session import checkpoint_dir
+
+    started = time.perf_counter()
+    timer = StageTimer()
+    output = io.check_output_dir(cfg[outputs.section]["output"])
+    names = models_wanted(cfg, outputs)
+    evaluate = cfg.get("evaluate", {})
+    k = int(evaluate["k"])
+    shuffle_before = None
+    with checkpoint_dir(spark, cfg.get("als", {}).get("checkpoint_dir")) as checkpoints:
+        try:
+            with timer.stage("load"):
+                loaded = load_data(spark, cfg["data"])
+            custom_ratings = title_index = None
+            catalog = None
+            if outputs.recommend:
+                with timer.stage("custom ratings"):
+                    catalog = build_catalog(loaded.movies, loaded.ratings).cache()
+                    custom_ratings, title_index = read_custom_users(cfg, catalog, loaded.scale)
+            parts = P.working_partitions(P.known_ratings(loaded), spark.sparkContext.defaultParallelism)
+            shuffle_before = P.fewer_shuffle_partitions(spark, parts)
+            with timer.stage("split"):
+                split = P.prepare_split(spark, cfg, loaded, parts)
+            fitter = R.ModelFitter(cfg, loaded.scale, split.counts["train_rows"], spark.sparkContext.defaultParallelism)
+            models = R.fit_models(split.train, names, fitter, timer)
+            with timer.stage("score test"):
+                scored_test, column_of = P.score_test(models, split.test)
+                scored_test = scored_test.cache()
+                scored_test.count()
+            # The ranking stages shuffle users x unseen movies, far more than
+            # the ratings: they get the configured partition count back.
+            P.restore_shuffle_partitions(spark, shuffle_before)
+            shuffle_before = None
+            results, rankings = evaluate_all(models, fitter, split, scored_test, column_of, evaluate, outputs, timer)
+            sample_rows = int(evaluate["predictions_sample"])
+            with timer.stage("predictions sample"):
+                sample = P.predictions_sample(scored_test, column_of, loaded.movies, sample_rows) if sample_rows else None
+            recs_table = resolved = collected_movies = all_top = None
+            recommender = recommending_model(models) if outputs.recommend else None
+            if outputs.recommend and recommender is None:
+                log.warning("no als or bias model among the models: no recommendations and no saved model/")
+            if recommender is not None and custom_ratings:
+                from movierec_spark.serving import custom
+
+                with timer.stage("recommend"):
+                    recs_table, first_id, collected_movies = recommend_for_custom_users(
+                        spark, cfg, fitter, recommender, catalog, custom_ratings, title_index, split.train
+                    )
+                    resolved = custom.resolved_table(custom_ratings, first_id)
+            if recommender is not None and cfg.get("recommend", {}).get("all_users", False):
+                with timer.stage("top-n all users"):
+                    all_top = top_n_for_all_users(cfg, recommender, split.train, split.counts["train_rows"])
+            metrics = {
+                "dataset": loaded.name,
+                "source": cfg["data"].get("ingested_dir") or cfg["data"].get("source"),
+                "scale": {"low": loaded.scale.low, "high": loaded.scale.high, "step": loaded.scale.step},
+                "split": split.description,
+                "counts": split.counts,
+                "k": k,
+                "models": results,
+                "best": P.best_models(results, k),
+                "checkpoint_dir": checkpoints,
+                "spark": {"version": spark.version, "master": spark.sparkContext.master},
+            }
+            with timer.stage("write"), io.staged_output(output) as staging:
+                if outputs.recommend:
+                    save_models(staging, models, recommender, catalog, collected_movies)
+                if outputs.rankings:
+                    write_rankings(staging / "rankings", rankings)
+                    io.write_csv(staging / "metrics.csv", P.metrics_table(results, k))
+                if sample is not None:
+                    io.write_csv(staging / "predictions_sample.csv", sample)
+                if all_top is not None:
+                    io.write_table(all_top, staging / "top_n_all")
+                if recs_table is not None:
+                    from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, to_arrow
+
+                    io.write_table(to_arrow(recs_table, TOP_N_SCHEMA), staging / "recommendations")
+                    io.write_csv(staging / "recommendations.csv", for_csv(recs_table))
+                    io.write_csv(staging / "custom_ratings.csv", resolved)
+                metrics["stages"] = dict(timer.seconds)
+                metrics["wall_seconds"] = time.perf_counter() - started
+                io.write_json(staging / "metrics.json", metrics)
+            # Again after publishing, with the write stage's time.
+            metrics["stages"] = dict(timer.seconds)
+            metrics["wall_seconds"] = time.perf_counter() - started
+            io.write_json(output / "metrics.json", metrics)
+        finally:
+            P.restore_shuffle_partitions(spark, shuffle_before)
+    return RunResult(metrics, recs_table, output)
+
+
+def evaluate_all(models, fitter, split, scored_test, column_of, evaluate: dict, outputs: Outputs, timer):
+    """``(name -> metrics entry, name -> top-K Arrow table)`` of every model, one timed stage each."""
+    k = int(evaluate["k"])
+    ranking = bool(evaluate.get("ranking_metrics", True))
+    warm = bool(evaluate.get("warm_metrics", True))
+    results: dict[str, Any] = {}
+    rankings: dict[str, Any] = {}
+    for name, model in models.items():
+        with timer.stage(f"evaluate {name}"):
+            params = model.describe()
+            predictions = (
+                scored_test.withColumn(C.PREDICTION, F.col(column_of[name])) if name in column_of else None
+            )
+            evaluation = P.evaluate_model(
+                model, split.train, split.test, k, predictions, ranking=ranking, warm=warm,
+                counts=split.counts, keep_rankings=outputs.rankings,
+            )
+            if evaluation.rankings is not None:
+                rankings[name] = evaluation.rankings
+            results[name] = {
+                **evaluation.metrics,
+                "params": params,
+                "seed": params.get("seed"),
+                "counts": split.counts,
+                **fitter.extra.get(name, {}),
+            }
+    return results, rankings
+
+
+def save_models(staging: Path, models: dict[str, Any], recommender, catalog: DataFrame, movies) -> None:
+    """``model/`` (the recommending model, its catalog and movie table) and ``models/<name>/`` for the others.
+
+    Models share tables (the bias tables of bias and als, a blend's
+    members): each is written once, then copied as files.
+    """
+    from movierec_spark.serving.personal import save_catalog
+
+    saved = io.SavedTables()
+    if recommender is not None:
+        recommender.save(staging / "model", saved)
+        save_catalog(recommender, catalog, staging / "model", movies)
+    for name, model in models.items():
+        if model is not recommender:
+            model.save(staging / "models" / name, saved)
+
+
+def write_rankings(folder: Path, rankings: dict[str, Any]) -> None:
+    """``folder/<name>/``: each ranked model's top-K lists, one Parquet table each."""
+    folder.mkdir()
+    for name, table in rankings.items():
+        io.write_table(table, folder / name)
+
+
+def check_data_and_split(cfg: Config) -> None:
+    """Refuse bad ``[data]`` and ``[split]`` values with one line (jobs/tune_als.py shares this)."""
+    from movierec_spark.data.releases import get_release
+    from movierec_spark.evaluation.split import METHODS, PREDEFINED
+
+    data = cfg.get("data", {})
+    if not data.get("ingested_dir"):
+        get_release(data.get("dataset", ""))
+    for key in ("source", "ingested_dir"):
+        if data.get(key) and not Path(data[key]).expanduser().exists():
+            raise MovieRecError(f"{key.replace('_dir', '')} path {data[key]} does not exist")
+    split = cfg.get("split", {})
+    method = P.split_method(cfg)
+    if method not in METHODS:
+        raise MovieRecError(f"[split] method {method!r} is not one of {', '.join(METHODS)}")
+    if method == PREDEFINED:
+        for key, flag in (("train_ratings_file", "--train-ratings"), ("test_ratings_file", "--test-ratings")):
+            path = split.get(key)
+            if not path:
+                raise MovieRecError(f"a predefined split needs both --train-ratings and --test-ratings ({flag} missing)")
+            if not Path(path).expanduser().is_file():
+                raise MovieRecError(f"{flag} file {path} does not exist")
+    else:
+        fraction = split.get("test_fraction")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise MovieRecError(f"[split] test_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
+    if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
+        raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
+    partitions = split.get("partitions", 16)
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
+
+
+def check(cfg: Config, outputs: Outputs = TRAIN) -> None:
+    """Refuse a bad setting with one line before any JVM starts."""
+    from movierec_spark.serving.personal import RecommendSettings
+
+    check_data_and_split(cfg)
+    models_wanted(cfg, outputs)
+    R.check_settings(cfg)
+    evaluate = cfg.get("evaluate", {})
+    for key in ("k", "predictions_sample"):
+        value = evaluate.get(key)
+        least = 1 if key == "k" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise MovieRecError(f"[evaluate] {key} must be a whole number of {least} or more, got {value!r}")
+    for key in ("ranking_metrics", "warm_metrics"):
+        if not isinstance(evaluate.get(key, True), bool):
+            raise MovieRecError(f"[evaluate] {key} must be true or false, got {evaluate[key]!r}")
+    if outputs.recommend:
+        recommend = cfg.get("recommend", {})
+        RecommendSettings.from_config(recommend)
+        custom = recommend.get("custom_ratings_file")
+        if custom and not Path(custom).expanduser().is_file():
+            raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
+    output = cfg.get(outputs.section, {}).get("output")
+    if not output:
+        raise MovieRecError("no output folder: pass --output DIR")
+    io.check_output_dir(output)

@@ -62,7 +62,9 @@ SHORT_RUN_RATINGS = 2_000_000  # sizes below this get --runs repeats
 # reference keeps Spark's defaults.
 QUICK_JVM_RATINGS = 2_000_000
 QUICK_JVM = ("--driver-java-options", "-XX:TieredStopAtLevel=1")
-# Hand-written measurements (levers, top-N, fold-in) appended to the report.
+# Hand-written measurements (levers, top-N, fold-in): the report links to
+# them and never copies them, so BENCHMARKS.md holds only what this script
+# measured and can be rewritten from results.json at any time.
 NOTES = ROOT / "bench" / "NOTES.md"
 
 
@@ -319,10 +321,16 @@ def write_report(results: dict, target: Path, command: str) -> str:
         f"![fit time against ratings, log-log]({plot.relative_to(target.parent)})" if plot else "",
         "",
         *slope_lines(results),
-        NOTES.read_text() if NOTES.exists() else "",
+        f"What was measured beyond this table, how, and against which targets: [bench/NOTES.md]({notes_link(target)}).",
+        "",
     ])  # fmt: skip
     target.write_text(text)
     return text
+
+
+def notes_link(target: Path) -> str:
+    """bench/NOTES.md relative to the report's folder, for a Markdown link."""
+    return Path(os.path.relpath(NOTES, target.resolve().parent)).as_posix()
 
 
 def slope_lines(results: dict) -> list[str]:

@@ -25,3 +25,42 @@ def test_short_runs_use_the_c1_only_jvm_and_long_ones_the_default():
     assert large[1] == "jobs/train_als.py" and "-XX:TieredStopAtLevel=1" not in large
     assert small[job:] == large[1:] and small[0] == large[0] == "./spark-submit.sh"
     assert bench.project_command(Path("in"), Path("out"), bench.QUICK_JVM_RATINGS)[1] == "jobs/train_als.py"
+
+
+def _runs(wall: float, fit: float, rmse: float) -> list[dict]:
+    stages = {"load": 1.0, "fit als": fit}
+    return [{"wall": wall, "cpu_seconds": 2 * wall, "fit": fit, "rmse": rmse, "jvm_peak_mib": 2000.0,
+             "python_peak_mib": 300.0, "load": 0.5, "stages": stages}]
+
+
+def test_the_report_holds_the_measured_tables_and_links_the_notes_by_hand(tmp_path, monkeypatch):
+    bench = _benchmark()
+    monkeypatch.setattr(bench, "machine", lambda: "a test machine")
+    # Notes by hand that must not be pasted into the generated report.
+    notes = tmp_path / "bench" / "NOTES.md"
+    notes.parent.mkdir()
+    notes.write_text("## Notes by hand\n\nA figure measured by hand: 12.345 s.\n")
+    monkeypatch.setattr(bench, "NOTES", notes)
+    results = {
+        "1m": {"project": _runs(27.4, 1.8, 0.6518), "plain": _runs(51.5, 10.9, 0.6663)},
+        "25m": {"project": _runs(124.3, 20.5, 0.6489)},
+    }
+    target = tmp_path / "BENCHMARKS.md"
+
+    text = bench.write_report(results, target, "python bench/benchmark.py --sizes 1m,25m")
+
+    assert target.read_text() == text
+    assert "Written by `python bench/benchmark.py --sizes 1m,25m`" in text
+    assert "| 25m | 25,000,095 | project | 1 | 124.3 | 249 | 20.5 | 2.05 | 0.6489 | 2000 | 300 | 0.5 |" in text
+    assert "- 1m, plain: load 1.0 s, fit als 10.9 s" in text
+    assert "![fit time against ratings, log-log](bench/fit_time.png)" in text
+    assert (tmp_path / "bench" / "fit_time.png").exists()
+    assert "Log-log slope of fit time, project, 1,000,000 -> 25,000,095 ratings: 0.76." in text
+    assert "[bench/NOTES.md](bench/NOTES.md)" in text
+    assert "Notes by hand" not in text and "12.345" not in text
+
+
+def test_the_notes_link_is_relative_to_wherever_the_report_is_written(tmp_path):
+    bench = _benchmark()
+    assert bench.notes_link(bench.ROOT / "BENCHMARKS.md") == "bench/NOTES.md"
+    assert bench.notes_link(bench.ROOT / "bench" / "report.md") == "NOTES.md"

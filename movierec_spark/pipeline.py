@@ -251,6 +251,7 @@ def evaluate_all(models, fitter, split, scored_test, column_of, evaluate: dict, 
     warm = bool(evaluate.get("warm_metrics", True))
     results: dict[str, Any] = {}
     rankings: dict[str, Any] = {}
+    truth = P.RankingTruth(split.train, split.test, split.counts["train_rows"])
     for name, model in models.items():
         with timer.stage(f"evaluate {name}"):
             params = model.describe()
@@ -259,7 +260,7 @@ def evaluate_all(models, fitter, split, scored_test, column_of, evaluate: dict, 
             )
             evaluation = P.evaluate_model(
                 model, split.train, split.test, k, predictions, ranking=ranking, warm=warm,
-                counts=split.counts, keep_rankings=outputs.rankings,
+                counts=split.counts, keep_rankings=outputs.rankings, truth=truth,
             )
             if evaluation.rankings is not None:
                 rankings[name] = evaluation.rankings

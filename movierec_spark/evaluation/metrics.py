@@ -99,6 +99,54 @@ def ranking_metrics(top_k: DataFrame, relevant: DataFrame, k: int) -> dict[str, 
         frame.unpersist()
 
 
+def ranking_metrics_local(top_k, relevant, k: int) -> dict[str, float | None]:
+    """:func:`ranking_metrics` of pandas frames, computed in this process with the same definitions.
+
+    For top-K lists small enough to hold on the driver, where Spark's jobs
+    cost more than the arithmetic. ``top_k``: ``user_id, rank, movie_id``;
+    ``relevant``: ``user_id, movie_id``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    names = [f"{prefix}@{k}" for prefix in RANKING_METRICS]
+    truth = relevant[[C.USER_ID, C.MOVIE_ID]].drop_duplicates()
+    if truth.empty:
+        return {name: None for name in names}
+    per_user = truth.groupby(C.USER_ID).size().rename("relevant")
+    top = top_k.sort_values([C.USER_ID, C.RANK], kind="stable")[[C.USER_ID, C.MOVIE_ID]]
+    top = top.assign(position=top.groupby(C.USER_ID).cumcount())
+    top = top[(top["position"] < k) & top[C.USER_ID].isin(per_user.index)]
+    hit = top.merge(truth, on=[C.USER_ID, C.MOVIE_ID], how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    top = top.assign(hit=hit)
+    found = top.groupby(C.USER_ID)["hit"].cumsum().to_numpy()
+    position = top["position"].to_numpy()
+    top = top.assign(
+        gain=np.where(hit, 1.0 / np.log(position + 2.0), 0.0),
+        precision_at_hit=np.where(hit, found / (position + 1.0), 0.0),
+    )
+    sums = top.groupby(C.USER_ID)[["hit", "gain", "precision_at_hit"]].sum()
+    sums = pd.DataFrame(index=per_user.index).join(sums).fillna(0.0)
+    relevant_count = per_user.to_numpy(float)
+    ideal_len = np.minimum(relevant_count, k).astype(int)
+    ideal = np.cumsum(1.0 / np.log(np.arange(k) + 2.0))[ideal_len - 1]
+    values = {
+        "precision": sums["hit"].to_numpy() / k,
+        "recall": sums["hit"].to_numpy() / relevant_count,
+        "ndcg": sums["gain"].to_numpy() / ideal,
+        "map": sums["precision_at_hit"].to_numpy() / np.minimum(relevant_count, k),
+    }
+    return {f"{prefix}@{k}": float(values[prefix].mean()) for prefix in RANKING_METRICS}
+
+
+def catalog_coverage_local(top_k, candidates) -> float | None:
+    """:func:`catalog_coverage` of a pandas ``top_k`` and a collection of candidate movie ids."""
+    catalog = set(candidates)
+    if not catalog:
+        return None
+    return len(catalog.intersection(top_k[C.MOVIE_ID])) / len(catalog)
+
+
 def catalog_coverage(top_k: DataFrame, candidates: DataFrame) -> float | None:
     """Share of distinct ``candidates`` movies recommended to at least one user."""
     row = (

@@ -204,19 +204,25 @@ def score_test(models: dict[str, Any], flagged_test: DataFrame) -> tuple[DataFra
     return scored, column_of
 
 
-def ranking_top_k(model, users: DataFrame, candidates: DataFrame, train: DataFrame, k: int) -> DataFrame:
+def ranking_top_k(
+    model, users: DataFrame, candidates: DataFrame, train: DataFrame, k: int, train_rows: int | None = None
+) -> DataFrame:
     """Each test user's top-``k`` unseen candidates: ``user_id, rank, movie_id, prediction``.
 
     A RecommenderModel (biases + factors) ranks by blocked factor products
-    (:mod:`movierec_spark.serving.topn_all`); other models score the users x
-    candidates cross join, which costs hours beyond ml-1m-sized data.
+    (:mod:`movierec_spark.serving.topn_all`), on the driver when the
+    ``train_rows`` training ratings fit one partition (starting the
+    executors' Python workers costs more than ranking small data); other
+    models score the users x candidates cross join, which costs hours beyond
+    ml-1m-sized data.
     """
     from movierec_spark.models.recommender import RecommenderModel
     from movierec_spark.serving.recommend import top_n_unseen
     from movierec_spark.serving.topn_all import top_n_all_users
 
     if isinstance(model, RecommenderModel):
-        return top_n_all_users(model, train, k, users=users, candidates=candidates)
+        on_driver = train_rows is not None and train_rows <= RATINGS_PER_PARTITION
+        return top_n_all_users(model, train, k, users=users, candidates=candidates, on_driver=on_driver)
     return top_n_unseen(model, users, candidates, train, k)
 
 
@@ -228,9 +234,48 @@ class Evaluation:
     rankings: Any = None  # pyarrow.Table: user_id, rank, movie_id, score
 
 
+class RankingTruth:
+    """What every model's top-K lists are scored against: the test users' movies and the candidate movies.
+
+    ``local``: the training ratings fit one partition, so the lists, the
+    test pairs and the candidates are small enough to score on the driver
+    (:func:`~movierec_spark.evaluation.metrics.ranking_metrics_local`, the
+    same definitions as ``RankingEvaluator``) instead of in Spark jobs. The
+    test pairs and candidates are collected once for all models.
+    """
+
+    def __init__(self, train: DataFrame, flagged_test: DataFrame, train_rows: int | None = None):
+        self.test = flagged_test
+        self.users = flagged_test.select(C.USER_ID).distinct()
+        self.candidates = train.select(C.MOVIE_ID).distinct()
+        self.local = train_rows is not None and train_rows <= RATINGS_PER_PARTITION
+        self._collected = None
+
+    def collected(self):
+        """``(test pairs, candidate movie ids)`` as pandas / numpy, collected the first time."""
+        if self._collected is None:
+            pairs = self.test.select(C.USER_ID, C.MOVIE_ID).toPandas()
+            candidates = self.candidates.toPandas()[C.MOVIE_ID].to_numpy()
+            self._collected = (pairs, candidates)
+        return self._collected
+
+    def score(self, top_k: DataFrame, k: int) -> tuple[dict[str, Any], Any]:
+        """The ranking metrics and coverage of ``top_k`` (``user_id, rank, movie_id, prediction``), and its lists as pandas when local."""
+        if self.local:
+            lists = top_k.toPandas()
+            pairs, candidates = self.collected()
+            result = E.ranking_metrics_local(lists, pairs, k)
+            result[f"coverage@{k}"] = E.catalog_coverage_local(lists, candidates)
+            return result, lists
+        result = E.ranking_metrics(top_k, self.test, k)
+        result[f"coverage@{k}"] = E.catalog_coverage(top_k, self.candidates)
+        return result, None
+
+
 def evaluate_model(
     model, train: DataFrame, flagged_test: DataFrame, k: int, predictions: DataFrame | None = None, *,
     ranking: bool = True, warm: bool = True, counts: dict[str, int] | None = None, keep_rankings: bool = False,
+    truth: RankingTruth | None = None,
 ) -> Evaluation:
     """Regression metrics (all rows and warm rows) and ranking metrics at ``k`` of one model.
 
@@ -238,12 +283,17 @@ def evaluate_model(
     computed (see :func:`score_test`); else the model predicts them here.
     ``ranking=False`` skips the ranking metrics (reported as None),
     ``warm=False`` the warm rows' (``warm`` is None). ``counts``: the
-    split's counts (``test_rows``, ``cold_rows``), which spare the jobs that
-    would check whether there are rows to evaluate. ``keep_rankings``:
-    collect the top-K lists the ranking metrics read.
+    split's counts (``train_rows``, ``test_rows``, ``cold_rows``), which
+    spare the jobs that would check whether there are rows to evaluate and
+    say whether the data is small enough to rank on the driver.
+    ``keep_rankings``: return the top-K lists the ranking metrics read.
+    ``truth``: the run's :class:`RankingTruth`, shared by its models.
     """
+    import pyarrow as pa
+
     result: dict[str, Any] = {}
     rankings = None
+    train_rows = counts.get("train_rows") if counts is not None else None
     if model.predicts_ratings:
         own = predictions is None
         if own:
@@ -258,17 +308,16 @@ def evaluate_model(
     else:
         result.update({metric: None for metric in E.REGRESSION_METRICS})
     if ranking and model.ranks:
-        candidates = train.select(C.MOVIE_ID).distinct()
-        users = flagged_test.select(C.USER_ID).distinct()
-        top_k = ranking_top_k(model, users, candidates, train, k).cache()
-        result.update(E.ranking_metrics(top_k, flagged_test, k))
-        result[f"coverage@{k}"] = E.catalog_coverage(top_k, candidates)
+        truth = truth if truth is not None else RankingTruth(train, flagged_test, train_rows)
+        top_k = ranking_top_k(model, truth.users, truth.candidates, train, k, train_rows).cache()
+        scores, lists = truth.score(top_k, k)
+        result.update(scores)
         if keep_rankings:
-            rankings = (
-                top_k.select(C.USER_ID, C.RANK, C.MOVIE_ID, F.col(C.PREDICTION).alias(SCORE))
-                .orderBy(C.USER_ID, C.RANK)
-                .toArrow()
-            )
+            columns = [C.USER_ID, C.RANK, C.MOVIE_ID, C.PREDICTION]
+            if lists is None:
+                lists = top_k.select(*columns).toPandas()
+            lists = lists[columns].rename(columns={C.PREDICTION: SCORE}).sort_values([C.USER_ID, C.RANK])
+            rankings = pa.Table.from_pandas(lists, preserve_index=False)
         top_k.unpersist()
     else:
         result.update({f"{prefix}@{k}": None for prefix in E.RANKING_METRICS})

@@ -8,9 +8,11 @@ import pytest
 
 from movierec_spark.evaluation.metrics import (
     catalog_coverage,
+    catalog_coverage_local,
     cold_start_counts,
     ranking_frame,
     ranking_metrics,
+    ranking_metrics_local,
     regression_metrics,
     warm_rows,
     with_cold_flags,
@@ -109,13 +111,39 @@ def _frames(spark):
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 10])
-def test_ranking_metrics_match_plain_python(spark, k):
+@pytest.mark.parametrize("where", ["spark", "local"])
+def test_ranking_metrics_match_plain_python(spark, k, where):
     top, rel = _frames(spark)
-    got = ranking_metrics(top, rel, k)
+    if where == "spark":
+        got = ranking_metrics(top, rel, k)
+    else:
+        got = ranking_metrics_local(top.toPandas(), rel.toPandas(), k)
     want = py_ranking(TOP_K, RELEVANT, k)
     assert set(got) == set(want)
     for name in want:
         assert got[name] == pytest.approx(want[name]), name
+
+
+def test_local_ranking_metrics_equal_sparks_on_random_lists(spark):
+    import random
+
+    rng = random.Random(7)
+    top_rows, rel_rows = [], []
+    for user in range(1, 60):
+        movies = rng.sample(range(1, 40), rng.randint(0, 12))
+        top_rows += [(user, rank, m) for rank, m in enumerate(movies, start=1)]
+        rel_rows += [(user, m) for m in rng.sample(range(1, 40), rng.randint(0, 15))]
+    top = spark.createDataFrame(top_rows, "user_id int, rank int, movie_id int")
+    rel = spark.createDataFrame(rel_rows, "user_id int, movie_id int")
+    for k in (1, 5, 10, 20):
+        local = ranking_metrics_local(top.toPandas(), rel.toPandas(), k)
+        for name, value in ranking_metrics(top, rel, k).items():
+            assert local[name] == pytest.approx(value, rel=1e-12), (k, name)
+    candidates = list(range(1, 50))
+    assert catalog_coverage_local(top.toPandas(), candidates) == pytest.approx(
+        catalog_coverage(top, spark.createDataFrame([(m,) for m in candidates], "movie_id int"))
+    )
+    assert catalog_coverage_local(top.toPandas(), []) is None
 
 
 def test_ranking_frame_keeps_rank_order_and_users_without_recommendations(spark):
@@ -130,6 +158,7 @@ def test_ranking_metrics_of_no_users_are_none(spark):
     top, _ = _frames(spark)
     empty = spark.createDataFrame([], "user_id int, movie_id int")
     assert set(ranking_metrics(top, empty, 5).values()) == {None}
+    assert set(ranking_metrics_local(top.toPandas(), empty.toPandas(), 5).values()) == {None}
 
 
 def test_catalog_coverage_counts_distinct_recommended_candidates(spark):

@@ -39,6 +39,3 @@ def build_catalog(movies: DataFrame, ratings: DataFrame) -> DataFrame:
     )
 
 
-def popular_enough(catalog: DataFrame, min_ratings: int) -> DataFrame:
-    """Catalog rows of movies with at least ``min_ratings`` ratings."""
-    return catalog.filter(F.col(C.NUM_RATINGS) >= F.lit(int(min_ratings)))

@@ -59,7 +59,7 @@ from typing import Any, Iterator, Mapping
 
 from movierec_spark import MovieRecError, __version__
 from movierec_spark.io import staged_output
-from movierec_spark.data.releases import BASE_URL_ENV, DEFAULT_BASE_URL, RELEASES, Release, get_release
+from movierec_spark.data.releases import BASE_URL_ENV, DEFAULT_BASE_URL, RELEASES, Release
 
 try:  # POSIX: serialise concurrent runs that prepare the same release
     import fcntl
@@ -212,22 +212,6 @@ def resolve_source(
     cache = _writable_cache(cache_dir)
     with _release_lock(cache, release):
         return _from_download(release, cache, base_url, allow_unverified)
-
-
-def resolve_configured_source(data_cfg: Mapping[str, Any]) -> Path:
-    """:func:`resolve_source` for a config's ``[data]`` section.
-
-    Reads ``dataset``, ``source``, ``cache_dir`` and
-    ``allow_unverified_download`` (the last two optional).
-    """
-    release = get_release(data_cfg["dataset"])
-    allow = data_cfg.get("allow_unverified_download")
-    return resolve_source(
-        release,
-        data_cfg.get("source"),
-        data_cfg.get("cache_dir"),
-        allow_unverified=bool(allow) or allow_unverified_from_env(),
-    )
 
 
 def _local_source(text: str) -> Path:
@@ -471,16 +455,6 @@ def extract_entries(
         raise MovieRecError(f"{archive} is damaged ({info.filename}: {exc}); download or copy it again") from None
     except OSError as exc:
         raise MovieRecError(f"could not unpack {archive} into {target.parent}: {exc}") from None
-
-
-def safe_extract_zip(archive: str | Path, dest: str | Path) -> Path:
-    """Unpack any zip safely into ``dest`` (published whole, replacing an older ``dest``)."""
-    archive = Path(archive)
-    with _open_zip(archive) as zf:
-        infos = check_zip_entries(zf, archive)
-        with staged_output(dest) as staging:
-            extract_entries(zf, infos, archive, staging)
-    return Path(dest)
 
 
 # --- downloads ---------------------------------------------------------------------

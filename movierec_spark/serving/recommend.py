@@ -68,8 +68,3 @@ def top_n_unseen(
     )
 
 
-def with_titles(top_n: DataFrame, movies: DataFrame) -> DataFrame:
-    """``top_n`` plus the movie ``title`` (null when the movie is unknown)."""
-    return top_n.join(movies.select(C.MOVIE_ID, C.TITLE), on=C.MOVIE_ID, how="left").select(
-        *top_n.columns, C.TITLE
-    )

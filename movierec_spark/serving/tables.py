@@ -37,13 +37,11 @@ Output of :func:`similar_table`, ordered by rank::
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from movierec_spark import columns as C
@@ -192,27 +190,6 @@ def similar_table(movies: MovieTable, movie_id: int, n: int, min_ratings: int) -
         C.SIMILARITY: similarity.astype(np.float64),
     })
     return table[list(SIMILAR_COLUMNS)]
-
-
-def _plain(value):
-    """A pandas/numpy cell as the Python value Spark expects (NaN and NA as null)."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.integer, numbers.Integral)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    if value is pd.NA:
-        return None
-    return value
-
-
-def to_spark(spark: SparkSession, frame: pd.DataFrame, schema: T.StructType) -> DataFrame:
-    """A small pandas table (``top_n_table``'s, ``similar_table``'s) as a one-partition Spark DataFrame."""
-    rows = [tuple(_plain(v) for v in row) for row in frame[list(schema.names)].itertuples(index=False, name=None)]
-    return spark.createDataFrame(rows, schema).coalesce(1)
 
 
 def to_arrow(frame: pd.DataFrame, schema: T.StructType):

@@ -26,6 +26,7 @@ import pytest
 from movierec_spark import MovieRecError, cli
 from movierec_spark.data import download as dl
 from movierec_spark.data.releases import BASE_URL_ENV, get_release
+from movierec_spark.data.load import resolve_release_folder
 
 SMALL = get_release("ml-latest-small")
 
@@ -484,7 +485,7 @@ def _data_config(argv):
 @pytest.mark.slow
 def test_configured_source_reads_the_data_section(movielens_dir, tmp_path):
     cfg = _data_config(["--dataset", "ml-100k", "--source", str(movielens_dir), "--cache-dir", str(tmp_path)])
-    assert dl.resolve_configured_source(cfg) == (movielens_dir / "ml-100k").absolute()
+    assert resolve_release_folder(get_release("ml-100k"), cfg) == (movielens_dir / "ml-100k").absolute()
 
 
 def test_unverified_flag_reaches_the_download(server, tmp_path, monkeypatch):
@@ -494,20 +495,7 @@ def test_unverified_flag_reaches_the_download(server, tmp_path, monkeypatch):
     server.routes["/ml-latest.zip"] = ("ok", _zip_bytes({f"ml-latest/{n}": b"x\n" for n in latest.files.values()}))
 
     with pytest.raises(MovieRecError, match="ml-latest has no published checksum"):
-        dl.resolve_configured_source(_data_config(["--dataset", "ml-latest"]))
-    folder = dl.resolve_configured_source(_data_config(["--dataset", "ml-latest", "--allow-unverified-download"]))
+        resolve_release_folder(latest, _data_config(["--dataset", "ml-latest"]))
+    folder = resolve_release_folder(latest, _data_config(["--dataset", "ml-latest", "--allow-unverified-download"]))
     assert folder == tmp_path / "cache" / "ml-latest" / "ml-latest"
     assert server.requests == ["/ml-latest.zip"]
-
-
-def test_safe_extract_zip_unpacks_any_zip_and_refuses_escapes(tmp_path):
-    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
-    good.write_bytes(_zip_bytes({"a/b.txt": b"b", "c.txt": b"c"}))
-    bad.write_bytes(_zip_bytes({"a/b.txt": b"b", "a/../../c.txt": b"c"}))
-    dest = tmp_path / "out"
-    assert dl.safe_extract_zip(good, dest) == dest
-    assert _files_under(dest) == {"a", "a/b.txt", "c.txt"}
-    with pytest.raises(MovieRecError, match="'..' component"):
-        dl.safe_extract_zip(bad, dest)
-    assert _files_under(dest) == {"a", "a/b.txt", "c.txt"}  # the earlier unpack is untouched
-    assert not (tmp_path / "c.txt").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,31 @@ from movierec_spark.serving.tables import (
     format_similar,
     format_top_n,
     similar_table,
-    to_spark,
     top_n_table,
 )
 from movierec_spark.serving.taste import FEATURES, content_features
 from tests.tiny_models import CATALOG, GLOBAL_MEAN, ITEM_BIAS, ITEM_FACTORS, tiny_catalog, tiny_model
+
+
+def _plain(value):
+    """A pandas/numpy cell as the Python value Spark expects (NaN and NA as null)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.integer, numbers.Integral)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if value is pd.NA:
+        return None
+    return value
+
+
+def to_spark(spark, frame, schema):
+    """A small pandas table as a Spark DataFrame of ``schema``, to compare with assertDataFrameEqual."""
+    rows = [tuple(_plain(v) for v in row) for row in frame[list(schema.names)].itertuples(index=False, name=None)]
+    return spark.createDataFrame(rows, schema).coalesce(1)
 
 
 def _cos(a, b):

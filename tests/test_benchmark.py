@@ -64,3 +64,23 @@ def test_the_notes_link_is_relative_to_wherever_the_report_is_written(tmp_path):
     bench = _benchmark()
     assert bench.notes_link(bench.ROOT / "BENCHMARKS.md") == "bench/NOTES.md"
     assert bench.notes_link(bench.ROOT / "bench" / "report.md") == "NOTES.md"
+
+
+def test_the_main_command_is_the_readmes_and_gets_its_own_table(tmp_path, monkeypatch):
+    bench = _benchmark()
+    assert bench.main_command(Path("src"), Path("out")) == [
+        "./spark-submit.sh", "jobs/train_als.py", "--source", "src", "--output", "out"]
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "part.parquet").write_bytes(b"x" * 2**20)
+    (out / "metrics.csv").write_bytes(b"y" * 2**19)
+    assert bench.folder_mib(out) == 1.5
+    monkeypatch.setattr(bench, "machine", lambda: "a test machine")
+    monkeypatch.setattr(bench, "NOTES", tmp_path / "NOTES.md")
+    main = [{**run, "output_mib": 2.9, "ndcg": 0.0761} for run in _runs(41.2, 4.1, 0.8474)]
+    text = bench.write_report({"ml-latest-small": {"project": _runs(22.8, 1.0, 0.87), "main": main}},
+                              tmp_path / "BENCHMARKS.md", "python bench/benchmark.py")
+    assert "| ml-latest-small | 1 | 41.2 | 82 | 2.9 | 0.8474 | 0.0761 | 2000 | 0.5 |" in text
+    assert "Target: 45 s or less, output under 15 MB." in text
+    # Not a row of the project-versus-plain table.
+    assert "| ml-latest-small | 100,836 | main |" not in text

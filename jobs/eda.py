@@ -101,7 +101,7 @@ def build_parser():
         "--min-user-ratings",
         "eda.min_user_ratings",
         metavar="N",
-        type=cli.non_negative_int,
+        type=cli.whole_number,
         help="minimum support: users with fewer ratings are reported as below it",
     )
     cli.add_flag(
@@ -109,7 +109,7 @@ def build_parser():
         "--min-movie-ratings",
         "eda.min_movie_ratings",
         metavar="N",
-        type=cli.non_negative_int,
+        type=cli.whole_number,
         help="minimum support: movies with fewer ratings are reported as below it",
     )
     cli.add_flag(
@@ -117,10 +117,10 @@ def build_parser():
         "--damping",
         "eda.damping",
         metavar="M",
-        type=cli.non_negative_float,
+        type=cli.number,
         help="pseudo-ratings at the global mean in each movie's damped mean (best-rated list)",
     )
-    cli.add_flag(group, "--top-n", "eda.top_n", metavar="N", type=cli.positive_int, help="movies in the most- and best-rated lists")
+    cli.add_flag(group, "--top-n", "eda.top_n", metavar="N", type=cli.whole_number, help="movies in the most- and best-rated lists")
     return parser
 
 

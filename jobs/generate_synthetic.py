@@ -114,12 +114,12 @@ def run(spark, cfg: Config) -> int:
 
 def main(argv=None) -> int:
     parser = cli.make_parser(PROG, "Write synthetic MovieLens-shaped Parquet tables (ml-25m's shape by default).")
-    cli.add_flag(parser, "--ratings", "synthetic.ratings", type=cli.positive_int, help="exact number of ratings")
-    cli.add_flag(parser, "--users", "synthetic.users", type=cli.positive_int, help="number of users, all of whom rate")
-    cli.add_flag(parser, "--movies", "synthetic.movies", type=cli.positive_int, help="movies in the catalogue")
-    cli.add_flag(parser, "--seed", "synthetic.seed", type=int, help="same seed, same tables")
+    cli.add_flag(parser, "--ratings", "synthetic.ratings", type=cli.whole_number, help="exact number of ratings")
+    cli.add_flag(parser, "--users", "synthetic.users", type=cli.whole_number, help="number of users, all of whom rate")
+    cli.add_flag(parser, "--movies", "synthetic.movies", type=cli.whole_number, help="movies in the catalogue")
+    cli.add_flag(parser, "--seed", "synthetic.seed", type=cli.whole_number, help="same seed, same tables")
     cli.add_flag(
-        parser, "--partitions", "synthetic.partitions", type=cli.non_negative_int,
+        parser, "--partitions", "synthetic.partitions", type=cli.whole_number,
         help="ratings files to write; 0: one per 2 million ratings, at least one per core",
     )  # fmt: skip
     cli.add_flag(parser, "--output", "synthetic.output_dir", metavar="DIR", help="folder to write (replaced atomically)")

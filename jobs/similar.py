@@ -29,8 +29,8 @@ def build_parser():
     cli.add_flag(parser, "--movie", "similar.movie", metavar="TITLE_OR_ID", help="the movie to start from")
     cli.add_flag(parser, "--model", "recommend.model", metavar="DIR",
                  help="model folder train_als.py wrote (its OUTPUT/model)")
-    cli.add_flag(parser, "--top-n", "recommend.similar_n", type=cli.positive_int, help="similar movies to list")
-    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+    cli.add_flag(parser, "--top-n", "recommend.similar_n", type=cli.whole_number, help="similar movies to list")
+    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
                  help="fewest ratings a listed movie must have")
     cli.add_flag(parser, "--output", "similar.output", metavar="DIR", help="also write the table here")
     cli.add_data_flags(parser)

@@ -94,6 +94,8 @@ PRIMARY = ALS_MODEL
 class _SetSeeds(argparse.Action):
     """``--seed N`` sets every seed: the split's and the models'."""
 
+    config_keys = ("als.seed", "split.seed")  # named in errors (cli.config_flags)
+
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, "als.seed", values)
         if getattr(namespace, "split.seed", None) is None:
@@ -123,7 +125,7 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
 
     split = parser.add_argument_group("split")
     cli.add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
-    cli.add_flag(split, "--test-fraction", "split.test_fraction", type=cli.fraction, help="share of ratings in test")
+    cli.add_flag(split, "--test-fraction", "split.test_fraction", type=cli.number, help="share of ratings in test")
     cli.add_flag(split, "--split-seed", "split.seed", type=_int, help="seed of the random / stratified split")
     cli.add_flag(
         split, "--train-ratings", "split.train_ratings_file", metavar="PATH",
@@ -147,36 +149,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli.add_flag(model, "--models", "evaluate.models", type=_name_list, metavar="A,B",
                  help=f"models to fit, from {','.join(MODEL_NAMES)}")
-    cli.add_flag(model, "--rank", "als.rank", type=cli.positive_int, help="ALS rank (latent factors)")
-    cli.add_flag(model, "--max-iter", "als.max_iter", type=cli.positive_int, help="ALS iterations")
-    cli.add_flag(model, "--reg-param", "als.reg_param", type=cli.non_negative_float, help="ALS regularisation")
+    cli.add_flag(model, "--rank", "als.rank", type=cli.whole_number, help="ALS rank (latent factors)")
+    cli.add_flag(model, "--max-iter", "als.max_iter", type=cli.whole_number, help="ALS iterations")
+    cli.add_flag(model, "--reg-param", "als.reg_param", type=cli.number, help="ALS regularisation")
     cli.add_flag(model, "--nonnegative", "als.nonnegative", action=argparse.BooleanOptionalAction,
                  metavar=None, help="constrain ALS factors to be non-negative")
     cli.add_flag(model, "--solver", "als.solver", metavar="auto|mllib|driver",
                  help="who solves explicit ALS: mllib (Spark's distributed ALS), driver (the same equations "
                       "in the driver process), auto (driver on a local master, mllib on a cluster)")
-    cli.add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=cli.positive_int, help="ALS user blocks")
-    cli.add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=cli.positive_int, help="ALS item blocks")
-    cli.add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=cli.non_negative_int, metavar="N",
+    cli.add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=cli.whole_number, help="ALS user blocks")
+    cli.add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=cli.whole_number, help="ALS item blocks")
+    cli.add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=cli.whole_number, metavar="N",
                  help="size the ALS blocks to the training ratings: one per N, at least one per core, "
                       "at most --num-user/item-blocks; 0: the block counts as given")
-    cli.add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=cli.positive_int,
+    cli.add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=cli.whole_number,
                  help="checkpoint ALS every N iterations")
     cli.add_flag(model, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
                  help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")
-    cli.add_flag(model, "--user-damping", "bias.user_damping", type=cli.non_negative_float,
+    cli.add_flag(model, "--user-damping", "bias.user_damping", type=cli.number,
                  help="pseudo-count shrinking user biases to 0")
-    cli.add_flag(model, "--item-damping", "bias.item_damping", type=cli.non_negative_float,
+    cli.add_flag(model, "--item-damping", "bias.item_damping", type=cli.number,
                  help="pseudo-count shrinking movie biases to 0")
-    cli.add_flag(model, "--bias-iterations", "bias.bias_iterations", type=cli.positive_int,
+    cli.add_flag(model, "--bias-iterations", "bias.bias_iterations", type=cli.whole_number,
                  help="alternating passes fitting movie then user biases")
 
     implicit = parser.add_argument_group("top-N mode (ALS with implicitPrefs)")
-    cli.add_flag(implicit, "--implicit-rank", "implicit.rank", type=cli.positive_int, help="rank")
-    cli.add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=cli.positive_int, help="iterations")
-    cli.add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=cli.non_negative_float,
+    cli.add_flag(implicit, "--implicit-rank", "implicit.rank", type=cli.whole_number, help="rank")
+    cli.add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=cli.whole_number, help="iterations")
+    cli.add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=cli.number,
                  help="regularisation")
-    cli.add_flag(implicit, "--alpha", "implicit.alpha", type=cli.non_negative_float,
+    cli.add_flag(implicit, "--alpha", "implicit.alpha", type=cli.number,
                  help="confidence growth per unit of preference")
     cli.add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
                  help="preference of a rating: 1 (binary) or the rating itself")
@@ -184,16 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
                  help="topn_blend: rescale each member's scores per user before adding them")
 
     evaluate = parser.add_argument_group("evaluation and output")
-    cli.add_flag(evaluate, "--k", "evaluate.k", type=cli.positive_int, help="K of the ranking metrics")
-    cli.add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=cli.non_negative_int,
+    cli.add_flag(evaluate, "--k", "evaluate.k", type=cli.whole_number, help="K of the ranking metrics")
+    cli.add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=cli.whole_number,
                  help="test rows written to predictions_sample.csv")
-    cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.positive_int,
+    cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.whole_number,
                  help="recommendations per custom user")
     cli.add_flag(evaluate, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
                  help="CSV user,movie,rating (movie: id or title) of people to recommend for; empty: none")
     cli.add_flag(evaluate, "--custom-method", "recommend.method", choices=("foldin", "retrain"), metavar="HOW",
                  help="foldin: solve the custom users against the fitted model; retrain: refit with their ratings")
-    cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+    cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
                  help="fewest ratings a recommended movie must have")
     cli.add_flag(evaluate, "--top-n-all", "recommend.all_users", action=argparse.BooleanOptionalAction,
                  metavar=None, help="also write top-N for every training user to top_n_all/ (blocked, no cross join)")

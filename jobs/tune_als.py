@@ -57,6 +57,8 @@ PROG = "tune_als"
 class _SetSeeds(argparse.Action):
     """``--seed N`` sets every seed: the split's, the models' and the tuner's."""
 
+    config_keys = ("als.seed", "tune.seed", "split.seed")  # named in errors (cli.config_flags)
+
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, "als.seed", values)
         setattr(namespace, "tune.seed", values)
@@ -88,15 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
                  help="values to try for one parameter (repeatable); replaces [tune] <mode>_NAME")
     cli.add_flag(tune, "--method", "tune.method", choices=METHODS,
                  help="tvs: TrainValidationSplit; cv: CrossValidator")
-    cli.add_flag(tune, "--train-ratio", "tune.train_ratio", type=cli.fraction,
+    cli.add_flag(tune, "--train-ratio", "tune.train_ratio", type=cli.number,
                  help="tvs: share of the training ratings each grid point is fitted on")
-    cli.add_flag(tune, "--folds", "tune.num_folds", type=cli.positive_int, help="cv: number of folds (2 or more)")
-    cli.add_flag(tune, "--parallelism", "tune.parallelism", type=cli.positive_int,
+    cli.add_flag(tune, "--folds", "tune.num_folds", type=cli.whole_number, help="cv: number of folds (2 or more)")
+    cli.add_flag(tune, "--parallelism", "tune.parallelism", type=cli.whole_number,
                  help="grid points fitted at the same time")
-    cli.add_flag(tune, "--k", "evaluate.k", type=cli.positive_int, help="implicit: K of nDCG@K")
+    cli.add_flag(tune, "--k", "evaluate.k", type=cli.whole_number, help="implicit: K of nDCG@K")
     tune.add_argument("--seed", type=train_als._int, action=_SetSeeds, metavar="N",
                       help="set every seed (split, models, tuner); --split-seed overrides the split's")
-    cli.add_flag(tune, "--num-blocks", "als.num_user_blocks", type=cli.positive_int, metavar="N",
+    cli.add_flag(tune, "--num-blocks", "als.num_user_blocks", type=cli.whole_number, metavar="N",
                  help="ALS user and item blocks")
     cli.add_flag(tune, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
                  help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from movierec_spark import MovieRecError
 from movierec_spark.config import Config, load_config, merge
 from movierec_spark.progress import configure_logging
+from movierec_spark.settings import parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,55 +29,33 @@ EXIT_USAGE = 2  # bad flags or input: the message says what to change
 EXIT_INTERRUPTED = 130
 
 
-# --- flag value types: each raises ArgumentTypeError with a readable reason ---
+# --- flag value types: text to a number; the range is the setting's (movierec_spark.settings) ---
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
-def non_negative_int(text: str) -> int:
+def number(text: str) -> float:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 # --- parser ---
 
 
+# The parsed namespace's "section.key" -> flag typed for it (see config_flags).
+FLAGS_TYPED = "_config_flags"
+
+
 class _OneLineErrors(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line, without the usage block.
+    """argparse that reports a bad flag in one line, without the usage block,
+    and records which flags set which config keys.
 
     A long usage block wraps over several lines and buries the one line that
     says what is wrong; ``--help`` shows the usage to anyone who wants it.
@@ -84,6 +63,34 @@ class _OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(argv, namespace)
+        setattr(namespace, FLAGS_TYPED, config_flags(self, argv))
+        return namespace, extras
+
+
+def config_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, str]:
+    """``"section.key" -> flag`` for every config key a flag in ``argv`` set.
+
+    A flag's own key first (``--split-seed`` sets ``split.seed``), then the
+    keys of flags that fill several (an action's ``config_keys``: ``--seed``
+    sets every seed its own flag did not), so that an error names the flag
+    a person typed.
+    """
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    own: dict[str, str] = {}
+    filled: dict[str, str] = {}
+    for action in parser._actions:
+        flag = next((option for option in action.option_strings if option in typed), None)
+        if flag is None:
+            continue
+        if "." in action.dest:
+            own[action.dest] = flag
+        for key in getattr(action, "config_keys", ()):
+            filled.setdefault(key, flag)
+    return {**filled, **own}
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -165,8 +172,16 @@ def overrides_from_args(args: argparse.Namespace) -> Config:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Shipped defaults, then ``--config``, then the flags."""
-    return merge(load_config(args.config), overrides_from_args(args))
+    """Shipped defaults, then ``--config``, then the flags; every key checked.
+
+    :func:`movierec_spark.settings.parse_settings` refuses an unknown
+    section or key and a value of the wrong type or out of range, in one
+    line naming the key (and the flag, when a flag set it), before any JVM
+    starts.
+    """
+    cfg = merge(load_config(args.config), overrides_from_args(args))
+    parse_settings(cfg, getattr(args, FLAGS_TYPED, None))
+    return cfg
 
 
 # --- running ---
@@ -193,8 +208,10 @@ def run_job(
 ) -> int:
     """Parse, configure, run ``run(spark, cfg)`` and return an exit code.
 
-    ``validate`` checks the merged config before any JVM starts, so a bad
-    value costs no Spark start-up.
+    Before any JVM starts, :func:`build_config` checks every key against
+    :mod:`movierec_spark.settings`, then ``validate`` makes the job's own
+    checks (paths exist, the output folder can be written), so a bad value
+    costs no Spark start-up.
     """
     args = parser.parse_args(argv)
     configure_logging(args.verbose)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, cli
 from movierec_spark.config import load_config, merge, tomllib
 from movierec_spark.settings import SECTIONS, Settings, parse_section, parse_settings
 
@@ -202,3 +202,90 @@ def test_good_values_pass():
         "item_knn": {"join_cap": 2},
     }))  # fmt: skip
     assert settings.split.predefined and settings.als.seed == 2**31 - 1 and settings.topn_blend.weights == [1.0]
+
+
+# --- files and flags are checked the same way, before Spark ---
+
+
+def _parser():
+    parser = cli.make_parser("job", "test")
+    cli.add_flag(parser, "--rank", "als.rank", type=cli.whole_number)
+    cli.add_flag(parser, "--split-seed", "split.seed", type=cli.whole_number)
+    return parser
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[als]\nrnak = 50\n", "unknown key [als] rnak (did you mean rank?)"),
+        ("[spilt]\nseed = 1\n", "unknown section [spilt] (did you mean [split]?)"),
+        ("[als]\nrank = 0\n", "[als] rank must be 1 or more, got 0"),
+        ("[bias]\nday_bias = 1\n", "[bias] day_bias must be true or false, got 1"),
+    ],
+)
+def test_a_config_file_with_a_bad_key_or_value_is_refused(tmp_path, text, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(MovieRecError) as refused:
+        cli.build_config(_parser().parse_args(["--config", str(bad)]))
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rank", "0"], "[als] rank (--rank) must be 1 or more, got 0"),
+        (["--rank=-2"], "[als] rank (--rank) must be 1 or more, got -2"),
+        (["--split-seed", "-5"], "[split] seed (--split-seed) must be from 0 to 2147483647, got -5"),
+    ],
+)
+def test_flags_are_checked_as_their_keys_and_named(argv, message):
+    with pytest.raises(MovieRecError) as refused:
+        cli.build_config(_parser().parse_args(argv))
+    assert str(refused.value) == message
+
+
+def test_a_file_value_is_not_blamed_on_a_flag(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[als]\nrank = 0\n")
+    with pytest.raises(MovieRecError, match=r"^\[als\] rank must be 1 or more, got 0$"):
+        cli.build_config(_parser().parse_args(["--config", str(bad), "--split-seed", "3"]))
+
+
+@pytest.fixture
+def no_spark(monkeypatch):
+    def build_session(app_name):
+        raise AssertionError(f"{app_name} started Spark before refusing")
+
+    monkeypatch.setattr("movierec_spark.session.build_session", build_session)
+
+
+@pytest.mark.parametrize(
+    "job, argv, line",
+    [
+        ("train_als", ["--seed", "-5"], "train_als: error: [split] seed (--seed) must be from 0 to 2147483647, got -5"),
+        ("train_als", ["--seed", "7", "--split-seed", "-1"],
+         "train_als: error: [split] seed (--split-seed) must be from 0 to 2147483647, got -1"),
+        ("tune_als", ["--seed", "-5"], "tune_als: error: [split] seed (--seed) must be from 0 to 2147483647, got -5"),
+        ("eda", ["--top-n", "0"], "eda.py: error: [eda] top_n (--top-n) must be 1 or more, got 0"),
+        ("generate_synthetic", ["--users", "-3", "--output", "x"],
+         "generate_synthetic.py: error: [synthetic] users (--users) must be from 1 to 2147483647, got -3"),
+    ],
+)
+def test_jobs_refuse_bad_flags_in_one_line_before_spark(job, argv, line, no_spark, capsys):
+    import importlib
+
+    module = importlib.import_module(f"jobs.{job}")
+    assert module.main(argv) == cli.EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.mark.parametrize("job", ["train_als", "tune_als", "eda", "ingest", "recommend", "similar", "generate_synthetic"])
+def test_every_job_refuses_a_misspelt_config_file_before_spark(job, tmp_path, no_spark, capsys):
+    import importlib
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[als]\nrnak = 50\n")
+    module = importlib.import_module(f"jobs.{job}")
+    assert module.main(["--config", str(bad)]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err.splitlines() == [f"{module.PROG}: error: unknown key [als] rnak (did you mean rank?)"]

@@ -38,7 +38,7 @@ def _exit_code(argv):
         (["--mode", "implicit", "--grid", "confidence=binary,loud"], "confidence must be one of"),
         (["--grid", "rank"], "is not NAME=VALUE"),
         (["--grid", "rank=10,"], "is not NAME=VALUE"),
-        (["--method", "cv", "--folds", "1"], "num_folds must be a whole number of 2 or more"),
+        (["--method", "cv", "--folds", "1"], "[tune] num_folds (--folds) must be 2 or more, got 1"),
         (["--train-ratio", "1"], "--train-ratio"),
     ],
 )

@@ -30,6 +30,7 @@ from movierec_spark import columns as C
 from movierec_spark.data import schemas
 from movierec_spark.config import Config
 from movierec_spark.progress import StageTimer
+from movierec_spark.settings import SyntheticSettings
 from movierec_spark.data.synthetic import RELEASE_NAME, SCALE, SyntheticSpec, generate, validate_spec
 
 PROG = "generate_synthetic.py"
@@ -39,13 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def spec_from_config(cfg: Config) -> SyntheticSpec:
-    section = cfg.get("synthetic", {})
-    return SyntheticSpec(
-        ratings=int(section.get("ratings", SyntheticSpec.ratings)),
-        users=int(section.get("users", SyntheticSpec.users)),
-        movies=int(section.get("movies", SyntheticSpec.movies)),
-        seed=int(section.get("seed", SyntheticSpec.seed)),
-    )
+    section = SyntheticSettings.from_config(cfg.get("synthetic", {}))
+    return SyntheticSpec(ratings=section.ratings, users=section.users, movies=section.movies, seed=section.seed)
 
 
 def validate(cfg: Config) -> None:

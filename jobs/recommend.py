@@ -113,7 +113,7 @@ def run(spark, cfg: Config) -> int:
                 "users": ids,
                 "ratings": len(ratings),
                 "rows": len(frame),
-                "settings": settings.__dict__,
+                "settings": settings.model_dump(exclude={"model", "output", "custom_ratings_file", "all_users"}),
                 "stages": dict(timer.seconds),
                 "wall_seconds": time.perf_counter() - started,
             },

@@ -77,6 +77,63 @@ def test_the_shipped_file_parses_to_the_defaults():
     assert parsed == defaults
 
 
+# --- the library's defaults are the settings' ---
+
+
+def test_model_parameters_default_to_their_sections():
+    from movierec_spark.models.ease import EaseParams
+    from movierec_spark.models.fit import AlsParams, BiasParams
+    from movierec_spark.models.knn import KNNParams
+    from movierec_spark.models.rp3beta import Rp3BetaParams
+
+    defaults = Settings()
+    assert AlsParams() == AlsParams(
+        **{k: v for k, v in defaults.als.model_dump().items() if k not in ("ratings_per_block", "checkpoint_dir")},
+        alpha=defaults.implicit.alpha,
+    )
+    assert BiasParams() == BiasParams(**defaults.bias.model_dump())
+    assert EaseParams() == EaseParams(**defaults.ease.model_dump())
+    assert Rp3BetaParams() == Rp3BetaParams(**defaults.rp3beta.model_dump())
+    assert KNNParams() == KNNParams(kind="item", **defaults.item_knn.model_dump())
+
+
+def test_estimators_for_tuning_default_to_the_sections():
+    from movierec_spark.data.releases import HALF_STARS
+    from movierec_spark.models.fit import BiasedALS
+    from movierec_spark.models.tune import ImplicitALS
+
+    defaults = Settings()
+    explicit = BiasedALS(scale=HALF_STARS)
+    assert explicit.als_params().rank == defaults.als.rank and explicit.als_params().reg_param == defaults.als.reg_param
+    assert explicit.bias_params().day_bias == defaults.bias.day_bias
+    implicit = ImplicitALS(scale=HALF_STARS)
+    assert (implicit.als_params().rank, implicit.als_params().alpha) == (defaults.implicit.rank, defaults.implicit.alpha)
+    assert implicit.getOrDefault("k") == defaults.evaluate.k
+
+
+def test_settings_holders_are_the_sections():
+    from movierec_spark.data.synthetic import SyntheticSpec
+    from movierec_spark.serving.personal import RecommendSettings
+
+    assert RecommendSettings() == Settings().recommend
+    synthetic = Settings().synthetic
+    spec = SyntheticSpec()
+    assert (spec.ratings, spec.users, spec.movies, spec.seed) == (
+        synthetic.ratings, synthetic.users, synthetic.movies, synthetic.seed,
+    )
+
+
+def test_model_names_are_the_jobs():
+    from typing import get_args
+
+    from jobs import train_als
+    from movierec_spark import settings as S
+
+    assert set(get_args(S.ModelName)) == set(train_als.MODEL_NAMES)
+    assert set(get_args(S.BlendMember)) == set(train_als.BLEND_MEMBERS)
+    assert set(get_args(S.TopNMember)) == set(train_als.TOPN_MEMBERS)
+
+
 # --- unknown names ---
 
 
@@ -202,6 +259,23 @@ def test_good_values_pass():
         "item_knn": {"join_cap": 2},
     }))  # fmt: skip
     assert settings.split.predefined and settings.als.seed == 2**31 - 1 and settings.topn_blend.weights == [1.0]
+
+
+# --- library parameters share the checks ---
+
+
+def test_library_parameters_are_checked_by_their_sections():
+    from movierec_spark.models.ease import EaseParams
+    from movierec_spark.models.fit import AlsParams
+
+    with pytest.raises(MovieRecError, match=r"^\[als\] rank must be 1 or more, got 0$"):
+        AlsParams(rank=0).validate()
+    with pytest.raises(MovieRecError, match=r"^\[implicit\] alpha must be 0 or more, got -1.0$"):
+        AlsParams(alpha=-1.0).validate()
+    with pytest.raises(MovieRecError, match=r"^\[ease\] dropout must be 0 or more and below 1, got 1.0$"):
+        EaseParams.from_config({"dropout": 1.0})
+    with pytest.raises(MovieRecError, match=r"^unknown section \[spilt\] \(did you mean \[split\]\?\)$"):
+        parse_section("spilt", {})
 
 
 # --- files and flags are checked the same way, before Spark ---

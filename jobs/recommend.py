@@ -54,10 +54,10 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
+    """What the settings cannot know: the model and the ratings file exist, the output can be written."""
+    from movierec_spark.serving.personal import check_model_dir
 
     section = cfg.get("recommend", {})
-    RecommendSettings.from_config(section)
     check_model_dir(section.get("model"))
     ratings = section.get("custom_ratings_file")
     if not ratings:

@@ -38,9 +38,9 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
+    """What the settings cannot know: the model exists, a movie is named, the output can be written."""
+    from movierec_spark.serving.personal import check_model_dir
 
-    RecommendSettings.from_config(cfg.get("recommend", {}))
     check_model_dir(cfg.get("recommend", {}).get("model"))
     if not str(cfg.get("similar", {}).get("movie") or "").strip():
         raise MovieRecError("no movie: pass --movie TITLE_OR_ID")

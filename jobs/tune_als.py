@@ -114,29 +114,13 @@ def tune_section(cfg: Config) -> dict[str, Any]:
 
 
 def validate(cfg: Config) -> None:
-    """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.models.tune import METHODS, grid_from_config, grid_size
+    """What the settings cannot know, before any JVM starts: the --grid entries, the paths."""
+    from movierec_spark.models.tune import grid_from_config, grid_size
 
     train_als.validate_data_and_split(cfg)
     tune = tune_section(cfg)
     mode = tune.get("mode", "explicit")
     grid = grid_from_config(cfg, mode)
-    if tune.get("method") not in METHODS:
-        raise MovieRecError(f"[tune] method must be one of {', '.join(METHODS)}, got {tune.get('method')!r}")
-    ratio = tune.get("train_ratio")
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-        raise MovieRecError(f"[tune] train_ratio must be between 0 and 1 (exclusive), got {ratio!r}")
-    for key, low in (("num_folds", 2), ("parallelism", 1), ("seed", None)):
-        value = tune.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-            more = f" of {low} or more" if low is not None else ""
-            raise MovieRecError(f"[tune] {key} must be a whole number{more}, got {value!r}")
-    k = cfg.get("evaluate", {}).get("k")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise MovieRecError(f"[evaluate] k must be a whole number of 1 or more, got {k!r}")
-    fixed = train_als.implicit_params(cfg) if mode == "implicit" else train_als.als_params(cfg)
-    fixed.validate()  # blocks, checkpoint interval, seed
-    train_als.bias_params(cfg).validate()
     if not tune.get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
     from movierec_spark import io

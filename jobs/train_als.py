@@ -316,74 +316,25 @@ def split_method(cfg: Config) -> str:
 
 
 def validate_data_and_split(cfg: Config) -> None:
-    """Refuse bad ``[data]`` and ``[split]`` values (jobs/tune_als.py shares this)."""
-    from movierec_spark.data.releases import get_release
-    from movierec_spark.evaluation.split import METHODS
+    """Refuse ``[data]`` and ``[split]`` paths that do not exist (jobs/tune_als.py shares this).
 
+    The values themselves were checked by movierec_spark.settings (cli.build_config).
+    """
     data = _section(cfg, "data")
-    if not data.get("ingested_dir"):
-        get_release(data.get("dataset", ""))
     for key in ("source", "ingested_dir"):
         if data.get(key) and not Path(data[key]).expanduser().exists():
             raise MovieRecError(f"{key.replace('_dir', '')} path {data[key]} does not exist")
-
-    split = _section(cfg, "split")
-    method = split_method(cfg)
-    if method not in METHODS:
-        raise MovieRecError(f"[split] method {method!r} is not one of {', '.join(METHODS)}")
-    if method == "predefined":
+    if split_method(cfg) == "predefined":
+        split = _section(cfg, "split")
         for key, flag in (("train_ratings_file", "--train-ratings"), ("test_ratings_file", "--test-ratings")):
-            path = split.get(key)
-            if not path:
-                raise MovieRecError(f"a predefined split needs both --train-ratings and --test-ratings ({flag} missing)")
-            if not Path(path).expanduser().is_file():
-                raise MovieRecError(f"{flag} file {path} does not exist")
-    else:
-        fraction = split.get("test_fraction")
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise MovieRecError(f"[split] test_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
-    if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
-        raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
-    partitions = split.get("partitions", 16)
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-        raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
+            if not Path(split.get(key) or "").expanduser().is_file():
+                raise MovieRecError(f"{flag} file {split.get(key)} does not exist")
 
 
 def validate(cfg: Config) -> None:
-    """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.models.fit import CONFIDENCES
-
+    """What the settings cannot know, before any JVM starts: the files exist, the output can be written."""
     validate_data_and_split(cfg)
-    als_params(cfg).validate()
-    implicit_params(cfg).validate()
-    ratings_per_block(cfg)
-    bias_params(cfg).validate()
-    ease_params(cfg)
-    rp3beta_params(cfg)
-    topn_blend_weights(cfg)
-    topn_blend_normalise(cfg)
-    confidence = _section(cfg, "implicit").get("confidence", "binary")
-    if confidence not in CONFIDENCES:
-        raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
-    wanted = models_wanted(cfg)
-    for name in (ITEM_KNN, USER_KNN):
-        knn_params(cfg, name)
-    if BLEND in wanted:
-        blend_settings(cfg)
-
-    evaluate = _section(cfg, "evaluate")
-    for key in ("k", "predictions_sample"):
-        value = evaluate.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "k" else 0):
-            raise MovieRecError(f"[evaluate] {key} must be a whole number of {1 if key == 'k' else 0} or more, got {value!r}")
-    for key in ("ranking_metrics", "warm_metrics"):
-        if not isinstance(evaluate.get(key, True), bool):
-            raise MovieRecError(f"[evaluate] {key} must be true or false, got {evaluate[key]!r}")
-    from movierec_spark.serving.personal import RecommendSettings
-
-    recommend = _section(cfg, "recommend")
-    RecommendSettings.from_config(recommend)
-    custom = recommend.get("custom_ratings_file")
+    custom = _section(cfg, "recommend").get("custom_ratings_file")
     if custom and not Path(custom).expanduser().is_file():
         raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
     if not _section(cfg, "train_als").get("output"):

@@ -77,6 +77,11 @@ def test_the_shipped_file_parses_to_the_defaults():
     assert parsed == defaults
 
 
+def test_the_benchmark_config_is_valid():
+    settings = parse_settings(load_config(SHIPPED.parent / "bench.toml"))
+    assert settings.als.ratings_per_block == 2_000_000
+
+
 # --- the library's defaults are the settings' ---
 
 

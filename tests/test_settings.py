@@ -128,6 +128,24 @@ def test_settings_holders_are_the_sections():
     )
 
 
+def test_choices_are_the_librarys():
+    from typing import get_args
+
+    from movierec_spark import settings as S
+    from movierec_spark.evaluation import split
+    from movierec_spark.models import ease, fit, knn, tune
+    from movierec_spark.serving import personal
+
+    assert get_args(S.SplitMethod) == split.METHODS
+    assert get_args(S.Solver) == (fit.SOLVER_AUTO, fit.SOLVER_MLLIB, fit.SOLVER_DRIVER)
+    assert get_args(S.Confidence) == fit.CONFIDENCES
+    assert get_args(S.Similarity) == (knn.PEARSON_BASELINE, knn.PEARSON, knn.COSINE)
+    assert get_args(S.Diagonal) == ease.DIAGONALS
+    assert get_args(S.Normalise) == ease.NORMALISATIONS
+    assert get_args(S.RecommendMethod) == (personal.METHOD_FOLDIN, personal.METHOD_RETRAIN)
+    assert (get_args(S.TuneMode), get_args(S.TuneMethod)) == (tune.MODES, tune.METHODS)
+
+
 def test_model_names_are_the_jobs():
     from typing import get_args
 

@@ -23,12 +23,12 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from movierec_spark import MovieRecError
 from movierec_spark import cli
 from movierec_spark.config import Config
+from movierec_spark.settings import EdaSettings
 
 PROG = "eda.py"
 log = logging.getLogger("jobs.eda")
@@ -38,53 +38,17 @@ log = logging.getLogger("jobs.eda")
 LISTINGS = ("duplicates", "never_rated", "rated_but_missing")
 
 
-@dataclass(frozen=True)
-class EdaSettings:
-    """The [eda] config section, checked."""
-
-    output: str
-    min_user_ratings: int
-    min_movie_ratings: int
-    damping: float
-    top_n: int
-    top_shares: tuple[float, ...]
-    max_listed_rows: int
-
-
-def _int(section: Mapping[str, Any], key: str, low: int) -> int:
-    value = section.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise MovieRecError(f"[eda] {key} must be a whole number {low} or more, got {value!r}")
-    return value
-
-
 def settings(cfg: Config) -> EdaSettings:
-    """Check the [eda] section; every bad value is a one-line MovieRecError."""
-    section = cfg.get("eda", {})
-    output = section.get("output")
-    if not isinstance(output, str) or not output.strip():
+    """The [eda] section (movierec_spark.settings checks its values), its paths checked.
+
+    ``top_shares`` sorted, each share once.
+    """
+    eda = EdaSettings.from_config(cfg.get("eda", {}))
+    if not eda.output.strip():
         raise MovieRecError("no output folder: pass --output DIR (config: [eda] output)")
     from movierec_spark import io
-    io.check_job_paths(cfg.get("data"), output)
-    damping = section.get("damping")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 <= damping < math.inf:
-        raise MovieRecError(f"[eda] damping must be a finite number 0 or more, got {damping!r}")
-    shares = section.get("top_shares")
-    if (
-        not isinstance(shares, (list, tuple))
-        or not shares
-        or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 1 for p in shares)
-    ):
-        raise MovieRecError(f"[eda] top_shares must be a list of fractions in (0, 1], got {shares!r}")
-    return EdaSettings(
-        output=output,
-        min_user_ratings=_int(section, "min_user_ratings", 0),
-        min_movie_ratings=_int(section, "min_movie_ratings", 0),
-        damping=float(damping),
-        top_n=_int(section, "top_n", 1),
-        top_shares=tuple(sorted({float(p) for p in shares})),
-        max_listed_rows=_int(section, "max_listed_rows", 1),
-    )
+    io.check_job_paths(cfg.get("data"), eda.output)
+    return eda.model_copy(update={"top_shares": sorted(set(eda.top_shares))})
 
 
 def build_parser():
@@ -101,7 +65,7 @@ def build_parser():
         "--min-user-ratings",
         "eda.min_user_ratings",
         metavar="N",
-        type=cli.non_negative_int,
+        type=cli.whole_number,
         help="minimum support: users with fewer ratings are reported as below it",
     )
     cli.add_flag(
@@ -109,7 +73,7 @@ def build_parser():
         "--min-movie-ratings",
         "eda.min_movie_ratings",
         metavar="N",
-        type=cli.non_negative_int,
+        type=cli.whole_number,
         help="minimum support: movies with fewer ratings are reported as below it",
     )
     cli.add_flag(
@@ -117,10 +81,10 @@ def build_parser():
         "--damping",
         "eda.damping",
         metavar="M",
-        type=cli.non_negative_float,
+        type=cli.number,
         help="pseudo-ratings at the global mean in each movie's damped mean (best-rated list)",
     )
-    cli.add_flag(group, "--top-n", "eda.top_n", metavar="N", type=cli.positive_int, help="movies in the most- and best-rated lists")
+    cli.add_flag(group, "--top-n", "eda.top_n", metavar="N", type=cli.whole_number, help="movies in the most- and best-rated lists")
     return parser
 
 
@@ -258,7 +222,7 @@ def explore_release(spark: Any, loaded: Any, eda: EdaSettings, timer: Any = None
         "dataset": loaded.name,
         "source": facts.source,
         "scale": {"low": loaded.scale.low, "high": loaded.scale.high, "step": loaded.scale.step},
-        "settings": {k: v for k, v in asdict(eda).items() if k != "output"},
+        "settings": eda.model_dump(exclude={"output"}),
         "key_figures": dict(R.key_figures(frames)),
         "summary": {k: _plain(v) for k, v in (frames["summary"].iloc[0].to_dict().items() if len(frames["summary"]) else [])},
         "rows": {name: listed.get(name, table.num_rows) for name, table in arrow.items()},

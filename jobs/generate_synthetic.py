@@ -30,6 +30,7 @@ from movierec_spark import columns as C
 from movierec_spark.data import schemas
 from movierec_spark.config import Config
 from movierec_spark.progress import StageTimer
+from movierec_spark.settings import SyntheticSettings
 from movierec_spark.data.synthetic import RELEASE_NAME, SCALE, SyntheticSpec, generate, validate_spec
 
 PROG = "generate_synthetic.py"
@@ -39,13 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def spec_from_config(cfg: Config) -> SyntheticSpec:
-    section = cfg.get("synthetic", {})
-    return SyntheticSpec(
-        ratings=int(section.get("ratings", SyntheticSpec.ratings)),
-        users=int(section.get("users", SyntheticSpec.users)),
-        movies=int(section.get("movies", SyntheticSpec.movies)),
-        seed=int(section.get("seed", SyntheticSpec.seed)),
-    )
+    section = SyntheticSettings.from_config(cfg.get("synthetic", {}))
+    return SyntheticSpec(ratings=section.ratings, users=section.users, movies=section.movies, seed=section.seed)
 
 
 def validate(cfg: Config) -> None:
@@ -114,12 +110,12 @@ def run(spark, cfg: Config) -> int:
 
 def main(argv=None) -> int:
     parser = cli.make_parser(PROG, "Write synthetic MovieLens-shaped Parquet tables (ml-25m's shape by default).")
-    cli.add_flag(parser, "--ratings", "synthetic.ratings", type=cli.positive_int, help="exact number of ratings")
-    cli.add_flag(parser, "--users", "synthetic.users", type=cli.positive_int, help="number of users, all of whom rate")
-    cli.add_flag(parser, "--movies", "synthetic.movies", type=cli.positive_int, help="movies in the catalogue")
-    cli.add_flag(parser, "--seed", "synthetic.seed", type=int, help="same seed, same tables")
+    cli.add_flag(parser, "--ratings", "synthetic.ratings", type=cli.whole_number, help="exact number of ratings")
+    cli.add_flag(parser, "--users", "synthetic.users", type=cli.whole_number, help="number of users, all of whom rate")
+    cli.add_flag(parser, "--movies", "synthetic.movies", type=cli.whole_number, help="movies in the catalogue")
+    cli.add_flag(parser, "--seed", "synthetic.seed", type=cli.whole_number, help="same seed, same tables")
     cli.add_flag(
-        parser, "--partitions", "synthetic.partitions", type=cli.non_negative_int,
+        parser, "--partitions", "synthetic.partitions", type=cli.whole_number,
         help="ratings files to write; 0: one per 2 million ratings, at least one per core",
     )  # fmt: skip
     cli.add_flag(parser, "--output", "synthetic.output_dir", metavar="DIR", help="folder to write (replaced atomically)")

@@ -51,11 +51,10 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    """Checks that need no JVM."""
+    """What the settings cannot know, before any JVM starts: a release to read, the paths."""
     data = cfg.get("data", {})
     if data.get("ingested_dir"):
         raise MovieRecError("ingest reads a release (--dataset, --source), not --ingested output")
-    get_release(data.get("dataset") or "")
     if not cfg.get("ingest", {}).get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
     io.check_job_paths(data, cfg["ingest"]["output"])

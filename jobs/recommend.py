@@ -42,22 +42,22 @@ def build_parser():
     cli.add_flag(parser, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
                  help="CSV with columns user,movie,rating; movie is an id or a title")
     cli.add_flag(parser, "--output", "recommend.output", metavar="DIR", help="output folder")
-    cli.add_flag(parser, "--top-n", "recommend.top_n", type=cli.positive_int, help="movies per user")
-    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+    cli.add_flag(parser, "--top-n", "recommend.top_n", type=cli.whole_number, help="movies per user")
+    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
                  help="fewest ratings a recommended movie must have")
-    cli.add_flag(parser, "--liked-rating", "recommend.liked_rating", type=cli.non_negative_float,
+    cli.add_flag(parser, "--liked-rating", "recommend.liked_rating", type=cli.number,
                  help="lowest rating that counts as liked ('because you liked', taste match)")
-    cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.non_negative_float,
+    cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.number,
                  help="ranking score = predicted rating + this * genre/decade match; 0: predicted rating only")
     cli.add_data_flags(parser)
     return parser
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
+    """What the settings cannot know: the model and the ratings file exist, the output can be written."""
+    from movierec_spark.serving.personal import check_model_dir
 
     section = cfg.get("recommend", {})
-    RecommendSettings.from_config(section)
     check_model_dir(section.get("model"))
     ratings = section.get("custom_ratings_file")
     if not ratings:
@@ -113,7 +113,7 @@ def run(spark, cfg: Config) -> int:
                 "users": ids,
                 "ratings": len(ratings),
                 "rows": len(frame),
-                "settings": settings.__dict__,
+                "settings": settings.model_dump(exclude={"model", "output", "custom_ratings_file", "all_users"}),
                 "stages": dict(timer.seconds),
                 "wall_seconds": time.perf_counter() - started,
             },

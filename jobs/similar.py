@@ -29,8 +29,8 @@ def build_parser():
     cli.add_flag(parser, "--movie", "similar.movie", metavar="TITLE_OR_ID", help="the movie to start from")
     cli.add_flag(parser, "--model", "recommend.model", metavar="DIR",
                  help="model folder train_als.py wrote (its OUTPUT/model)")
-    cli.add_flag(parser, "--top-n", "recommend.similar_n", type=cli.positive_int, help="similar movies to list")
-    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+    cli.add_flag(parser, "--top-n", "recommend.similar_n", type=cli.whole_number, help="similar movies to list")
+    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
                  help="fewest ratings a listed movie must have")
     cli.add_flag(parser, "--output", "similar.output", metavar="DIR", help="also write the table here")
     cli.add_data_flags(parser)
@@ -38,9 +38,9 @@ def build_parser():
 
 
 def validate(cfg: Config) -> None:
-    from movierec_spark.serving.personal import RecommendSettings, check_model_dir
+    """What the settings cannot know: the model exists, a movie is named, the output can be written."""
+    from movierec_spark.serving.personal import check_model_dir
 
-    RecommendSettings.from_config(cfg.get("recommend", {}))
     check_model_dir(cfg.get("recommend", {}).get("model"))
     if not str(cfg.get("similar", {}).get("movie") or "").strip():
         raise MovieRecError("no movie: pass --movie TITLE_OR_ID")

@@ -30,13 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_split_flags(parser)
     cli.add_model_flags(parser, PROG)
     evaluate = cli.add_evaluation_flags(parser, PROG)
-    cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.positive_int,
+    cli.add_flag(evaluate, "--top-n", "recommend.top_n", type=cli.whole_number,
                  help="recommendations per custom user")
     cli.add_flag(evaluate, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
                  help="CSV user,movie,rating (movie: id or title) of people to recommend for; empty: none")
     cli.add_flag(evaluate, "--custom-method", "recommend.method", choices=("foldin", "retrain"), metavar="HOW",
                  help="foldin: solve the custom users against the fitted model; retrain: refit with their ratings")
-    cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.non_negative_int,
+    cli.add_flag(evaluate, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
                  help="fewest ratings a recommended movie must have")
     cli.add_flag(evaluate, "--top-n-all", "recommend.all_users", action=argparse.BooleanOptionalAction,
                  metavar=None, help="also write top-N for every training user to top_n_all/")

@@ -39,7 +39,6 @@ import sys
 
 from movierec_spark import MovieRecError, cli
 from movierec_spark.config import Config
-from movierec_spark.models import registry as R
 
 log = logging.getLogger("jobs.tune_als")
 
@@ -48,6 +47,8 @@ PROG = "tune_als"
 
 class _SetSeeds(argparse.Action):
     """``--seed N`` sets every seed: the split's, the models' and the tuner's."""
+
+    config_keys = ("als.seed", "tune.seed", "split.seed")  # named in errors (cli.config_flags)
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, "als.seed", values)
@@ -80,15 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
                  help="values to try for one parameter (repeatable); replaces [tune] <mode>_NAME")
     cli.add_flag(tune, "--method", "tune.method", choices=METHODS,
                  help="tvs: TrainValidationSplit; cv: CrossValidator")
-    cli.add_flag(tune, "--train-ratio", "tune.train_ratio", type=cli.fraction,
+    cli.add_flag(tune, "--train-ratio", "tune.train_ratio", type=cli.number,
                  help="tvs: share of the training ratings each grid point is fitted on")
-    cli.add_flag(tune, "--folds", "tune.num_folds", type=cli.positive_int, help="cv: number of folds (2 or more)")
-    cli.add_flag(tune, "--parallelism", "tune.parallelism", type=cli.positive_int,
+    cli.add_flag(tune, "--folds", "tune.num_folds", type=cli.whole_number, help="cv: number of folds (2 or more)")
+    cli.add_flag(tune, "--parallelism", "tune.parallelism", type=cli.whole_number,
                  help="grid points fitted at the same time")
-    cli.add_flag(tune, "--k", "evaluate.k", type=cli.positive_int, help="implicit: K of nDCG@K")
-    tune.add_argument("--seed", type=cli.non_negative_int, action=_SetSeeds, metavar="N",
+    cli.add_flag(tune, "--k", "evaluate.k", type=cli.whole_number, help="implicit: K of nDCG@K")
+    tune.add_argument("--seed", type=cli.whole_number, action=_SetSeeds, metavar="N",
                       help="set every seed (split, models, tuner); --split-seed overrides the split's")
-    cli.add_flag(tune, "--num-blocks", "als.num_user_blocks", type=cli.positive_int, metavar="N",
+    cli.add_flag(tune, "--num-blocks", "als.num_user_blocks", type=cli.whole_number, metavar="N",
                  help="ALS user and item blocks")
     cli.add_flag(tune, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
                  help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def validate(cfg: Config) -> None:
-    """Refuse bad values with one line before any JVM starts."""
-    from movierec_spark.models.tune import METHODS, grid_from_config, grid_size
+    """What the settings cannot know, before any JVM starts: the --grid entries, the paths."""
+    from movierec_spark.models.tune import grid_from_config, grid_size
 
     from movierec_spark.pipeline import check_data_and_split
 
@@ -109,22 +110,6 @@ def validate(cfg: Config) -> None:
     tune = dict(cfg.get("tune", {}))
     mode = tune.get("mode", "explicit")
     grid = grid_from_config(cfg, mode)
-    if tune.get("method") not in METHODS:
-        raise MovieRecError(f"[tune] method must be one of {', '.join(METHODS)}, got {tune.get('method')!r}")
-    ratio = tune.get("train_ratio")
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-        raise MovieRecError(f"[tune] train_ratio must be between 0 and 1 (exclusive), got {ratio!r}")
-    for key, low in (("num_folds", 2), ("parallelism", 1), ("seed", None)):
-        value = tune.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-            more = f" of {low} or more" if low is not None else ""
-            raise MovieRecError(f"[tune] {key} must be a whole number{more}, got {value!r}")
-    k = cfg.get("evaluate", {}).get("k")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise MovieRecError(f"[evaluate] k must be a whole number of 1 or more, got {k!r}")
-    fixed = R.implicit_params(cfg) if mode == "implicit" else R.als_params(cfg)
-    fixed.validate()  # blocks, checkpoint interval, seed
-    R.bias_params(cfg).validate()
     if not tune.get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
     from movierec_spark import io

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from movierec_spark import MovieRecError
 from movierec_spark.config import Config, load_config, merge
 from movierec_spark.progress import configure_logging
+from movierec_spark.settings import parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,55 +29,33 @@ EXIT_USAGE = 2  # bad flags or input: the message says what to change
 EXIT_INTERRUPTED = 130
 
 
-# --- flag value types: each raises ArgumentTypeError with a readable reason ---
+# --- flag value types: text to a number; the range is the setting's (movierec_spark.settings) ---
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
-def non_negative_int(text: str) -> int:
+def number(text: str) -> float:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 # --- parser ---
 
 
+# The parsed namespace's "section.key" -> flag typed for it (see config_flags).
+FLAGS_TYPED = "_config_flags"
+
+
 class _OneLineErrors(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line, without the usage block.
+    """argparse that reports a bad flag in one line, without the usage block,
+    and records which flags set which config keys.
 
     A long usage block wraps over several lines and buries the one line that
     says what is wrong; ``--help`` shows the usage to anyone who wants it.
@@ -84,6 +63,34 @@ class _OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(argv, namespace)
+        setattr(namespace, FLAGS_TYPED, config_flags(self, argv))
+        return namespace, extras
+
+
+def config_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, str]:
+    """``"section.key" -> flag`` for every config key a flag in ``argv`` set.
+
+    A flag's own key first (``--split-seed`` sets ``split.seed``), then the
+    keys of flags that fill several (an action's ``config_keys``: ``--seed``
+    sets every seed its own flag did not), so that an error names the flag
+    a person typed.
+    """
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    own: dict[str, str] = {}
+    filled: dict[str, str] = {}
+    for action in parser._actions:
+        flag = next((option for option in action.option_strings if option in typed), None)
+        if flag is None:
+            continue
+        if "." in action.dest:
+            own[action.dest] = flag
+        for key in getattr(action, "config_keys", ()):
+            filled.setdefault(key, flag)
+    return {**filled, **own}
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -165,8 +172,16 @@ def overrides_from_args(args: argparse.Namespace) -> Config:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Shipped defaults, then ``--config``, then the flags."""
-    return merge(load_config(args.config), overrides_from_args(args))
+    """Shipped defaults, then ``--config``, then the flags; every key checked.
+
+    :func:`movierec_spark.settings.parse_settings` refuses an unknown
+    section or key and a value of the wrong type or out of range, in one
+    line naming the key (and the flag, when a flag set it), before any JVM
+    starts.
+    """
+    cfg = merge(load_config(args.config), overrides_from_args(args))
+    parse_settings(cfg, getattr(args, FLAGS_TYPED, None))
+    return cfg
 
 
 # --- running ---
@@ -193,8 +208,10 @@ def run_job(
 ) -> int:
     """Parse, configure, run ``run(spark, cfg)`` and return an exit code.
 
-    ``validate`` checks the merged config before any JVM starts, so a bad
-    value costs no Spark start-up.
+    Before any JVM starts, :func:`build_config` checks every key against
+    :mod:`movierec_spark.settings`, then ``validate`` makes the job's own
+    checks (paths exist, the output folder can be written), so a bad value
+    costs no Spark start-up.
     """
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -236,6 +253,8 @@ def run_job(
 class _SetSeeds(argparse.Action):
     """``--seed N`` sets every seed: the split's (unless ``--split-seed`` set it) and the models'."""
 
+    config_keys = ("als.seed", "split.seed")  # named in errors (config_flags)
+
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, "als.seed", values)
         if getattr(namespace, "split.seed", None) is None:
@@ -244,7 +263,7 @@ class _SetSeeds(argparse.Action):
 
 def add_seed_flag(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument(
-        "--seed", type=non_negative_int, action=_SetSeeds, metavar="N",
+        "--seed", type=whole_number, action=_SetSeeds, metavar="N",
         help="set every seed (split and models); --split-seed overrides the split's",
     )
 
@@ -255,8 +274,8 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
 
     split = parser.add_argument_group("split")
     add_flag(split, "--split", "split.method", choices=METHODS, help="how to split ratings into train and test")
-    add_flag(split, "--test-fraction", "split.test_fraction", type=fraction, help="share of ratings in test")
-    add_flag(split, "--split-seed", "split.seed", type=non_negative_int, help="seed of the random / stratified split")
+    add_flag(split, "--test-fraction", "split.test_fraction", type=number, help="share of ratings in test")
+    add_flag(split, "--split-seed", "split.seed", type=whole_number, help="seed of the random / stratified split")
     add_flag(
         split, "--train-ratings", "split.train_ratings_file", metavar="PATH",
         help="predefined split: training ratings in the release's format (e.g. ml-100k u1.base); implies --split predefined",
@@ -268,12 +287,8 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_list(text: str) -> list[str]:
-    from movierec_spark.models.registry import model_names
-
-    try:
-        return model_names(text, "--models")
-    except MovieRecError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--models: ")) from None
+    """``A,B`` as a list; the names are checked with the rest of the settings."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
@@ -284,35 +299,35 @@ def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
     add_seed_flag(model)
     add_flag(model, "--models", f"{section}.models", type=_model_list, metavar="A,B",
              help=f"models to fit, from {','.join(MODEL_NAMES)}")
-    add_flag(model, "--rank", "als.rank", type=positive_int, help="ALS rank (latent factors)")
-    add_flag(model, "--max-iter", "als.max_iter", type=positive_int, help="ALS iterations")
-    add_flag(model, "--reg-param", "als.reg_param", type=non_negative_float, help="ALS regularisation")
+    add_flag(model, "--rank", "als.rank", type=whole_number, help="ALS rank (latent factors)")
+    add_flag(model, "--max-iter", "als.max_iter", type=whole_number, help="ALS iterations")
+    add_flag(model, "--reg-param", "als.reg_param", type=number, help="ALS regularisation")
     add_flag(model, "--nonnegative", "als.nonnegative", action=argparse.BooleanOptionalAction,
              metavar=None, help="constrain ALS factors to be non-negative")
     add_flag(model, "--solver", "als.solver", metavar="auto|mllib|driver",
              help="who solves explicit ALS: mllib (Spark's distributed ALS), driver (the same equations "
                   "in the driver process), auto (driver on a local master, mllib on a cluster)")
-    add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=positive_int, help="ALS user blocks")
-    add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=positive_int, help="ALS item blocks")
-    add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=non_negative_int, metavar="N",
+    add_flag(model, "--num-user-blocks", "als.num_user_blocks", type=whole_number, help="ALS user blocks")
+    add_flag(model, "--num-item-blocks", "als.num_item_blocks", type=whole_number, help="ALS item blocks")
+    add_flag(model, "--ratings-per-block", "als.ratings_per_block", type=whole_number, metavar="N",
              help="size the ALS blocks to the training ratings: one per N, at least one per core, "
                   "at most --num-user/item-blocks; 0: the block counts as given")
-    add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=positive_int,
+    add_flag(model, "--checkpoint-interval", "als.checkpoint_interval", type=whole_number,
              help="checkpoint ALS every N iterations")
     add_flag(model, "--checkpoint-dir", "als.checkpoint_dir", metavar="DIR",
              help="Spark checkpoint folder (a shared filesystem on a cluster); empty: a temporary folder")
-    add_flag(model, "--user-damping", "bias.user_damping", type=non_negative_float,
+    add_flag(model, "--user-damping", "bias.user_damping", type=number,
              help="pseudo-count shrinking user biases to 0")
-    add_flag(model, "--item-damping", "bias.item_damping", type=non_negative_float,
+    add_flag(model, "--item-damping", "bias.item_damping", type=number,
              help="pseudo-count shrinking movie biases to 0")
-    add_flag(model, "--bias-iterations", "bias.bias_iterations", type=positive_int,
+    add_flag(model, "--bias-iterations", "bias.bias_iterations", type=whole_number,
              help="alternating passes fitting movie then user biases")
 
     implicit = parser.add_argument_group("top-N mode (ALS with implicitPrefs)")
-    add_flag(implicit, "--implicit-rank", "implicit.rank", type=positive_int, help="rank")
-    add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=positive_int, help="iterations")
-    add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=non_negative_float, help="regularisation")
-    add_flag(implicit, "--alpha", "implicit.alpha", type=non_negative_float,
+    add_flag(implicit, "--implicit-rank", "implicit.rank", type=whole_number, help="rank")
+    add_flag(implicit, "--implicit-max-iter", "implicit.max_iter", type=whole_number, help="iterations")
+    add_flag(implicit, "--implicit-reg-param", "implicit.reg_param", type=number, help="regularisation")
+    add_flag(implicit, "--alpha", "implicit.alpha", type=number,
              help="confidence growth per unit of preference")
     add_flag(implicit, "--confidence", "implicit.confidence", choices=("binary", "rating"),
              help="preference of a rating: 1 (binary) or the rating itself")
@@ -323,8 +338,8 @@ def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
 def add_evaluation_flags(parser: argparse.ArgumentParser, section: str) -> argparse._ArgumentGroup:
     """The ``[evaluate]`` flags and ``--output`` (``[<section>] output``); returns their group."""
     evaluate = parser.add_argument_group("evaluation and output")
-    add_flag(evaluate, "--k", "evaluate.k", type=positive_int, help="K of the ranking metrics")
-    add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=non_negative_int,
+    add_flag(evaluate, "--k", "evaluate.k", type=whole_number, help="K of the ranking metrics")
+    add_flag(evaluate, "--predictions-sample", "evaluate.predictions_sample", type=whole_number,
              help="test rows written to predictions_sample.csv")
     add_flag(evaluate, "--ranking-metrics", "evaluate.ranking_metrics", action=argparse.BooleanOptionalAction,
              metavar=None, help="compute precision/recall/ndcg/map/coverage@K (a top-K per test user)")

@@ -66,8 +66,8 @@ COMPARE = Outputs("compare_models", recommend=False, rankings=True)
 
 
 def models_wanted(cfg: Config, outputs: Outputs) -> list[str]:
-    """The models a run fits (``[<section>] models``), checked."""
-    return R.model_names(cfg.get(outputs.section, {}).get("models", [R.ALS]), f"[{outputs.section}] models")
+    """The models a run fits (``[<section>] models``), each once, in the order given."""
+    return list(dict.fromkeys(cfg[outputs.section]["models"]))
 
 
 def recommending_model(models: dict[str, Any]):
@@ -299,58 +299,26 @@ def write_rankings(folder: Path, rankings: dict[str, Any]) -> None:
 
 
 def check_data_and_split(cfg: Config) -> None:
-    """Refuse bad ``[data]`` and ``[split]`` values with one line (jobs/tune_als.py shares this)."""
-    from movierec_spark.data.releases import get_release
-    from movierec_spark.evaluation.split import METHODS, PREDEFINED
+    """Refuse ``[data]`` and ``[split]`` paths that do not exist (jobs/tune_als.py shares this).
 
+    The values themselves were checked by :mod:`movierec_spark.settings` (``cli.build_config``).
+    """
     data = cfg.get("data", {})
-    if not data.get("ingested_dir"):
-        get_release(data.get("dataset", ""))
     for key in ("source", "ingested_dir"):
         if data.get(key) and not Path(data[key]).expanduser().exists():
             raise MovieRecError(f"{key.replace('_dir', '')} path {data[key]} does not exist")
-    split = cfg.get("split", {})
-    method = P.split_method(cfg)
-    if method not in METHODS:
-        raise MovieRecError(f"[split] method {method!r} is not one of {', '.join(METHODS)}")
-    if method == PREDEFINED:
+    if P.split_method(cfg) == "predefined":
+        split = cfg.get("split", {})
         for key, flag in (("train_ratings_file", "--train-ratings"), ("test_ratings_file", "--test-ratings")):
-            path = split.get(key)
-            if not path:
-                raise MovieRecError(f"a predefined split needs both --train-ratings and --test-ratings ({flag} missing)")
-            if not Path(path).expanduser().is_file():
-                raise MovieRecError(f"{flag} file {path} does not exist")
-    else:
-        fraction = split.get("test_fraction")
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise MovieRecError(f"[split] test_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
-    if isinstance(split.get("seed"), bool) or not isinstance(split.get("seed"), int):
-        raise MovieRecError(f"[split] seed must be a whole number, got {split.get('seed')!r}")
-    partitions = split.get("partitions", 16)
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-        raise MovieRecError(f"[split] partitions must be a whole number of 1 or more, got {partitions!r}")
+            if not Path(split.get(key) or "").expanduser().is_file():
+                raise MovieRecError(f"{flag} file {split.get(key)} does not exist")
 
 
 def check(cfg: Config, outputs: Outputs = TRAIN) -> None:
-    """Refuse a bad setting with one line before any JVM starts."""
-    from movierec_spark.serving.personal import RecommendSettings
-
+    """What the settings cannot know, before any JVM starts: the files exist, the output can be written."""
     check_data_and_split(cfg)
-    models_wanted(cfg, outputs)
-    R.check_settings(cfg)
-    evaluate = cfg.get("evaluate", {})
-    for key in ("k", "predictions_sample"):
-        value = evaluate.get(key)
-        least = 1 if key == "k" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise MovieRecError(f"[evaluate] {key} must be a whole number of {least} or more, got {value!r}")
-    for key in ("ranking_metrics", "warm_metrics"):
-        if not isinstance(evaluate.get(key, True), bool):
-            raise MovieRecError(f"[evaluate] {key} must be true or false, got {evaluate[key]!r}")
     if outputs.recommend:
-        recommend = cfg.get("recommend", {})
-        RecommendSettings.from_config(recommend)
-        custom = recommend.get("custom_ratings_file")
+        custom = cfg.get("recommend", {}).get("custom_ratings_file")
         if custom and not Path(custom).expanduser().is_file():
             raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
     output = cfg.get(outputs.section, {}).get("output")

@@ -20,12 +20,12 @@ from tests.release_files import write_files
 
 def test_a_bad_flag_is_one_line_naming_the_flag_and_help(capsys):
     parser = cli.make_parser("job.py", "test")
-    cli.add_flag(parser, "--rank", "als.rank", type=cli.positive_int)
+    cli.add_flag(parser, "--rank", "als.rank", type=cli.whole_number)
     with pytest.raises(SystemExit) as exit_info:
-        parser.parse_args(["--rank", "0"])
+        parser.parse_args(["--rank", "ten"])
     assert exit_info.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.splitlines() == ["job.py: error: argument --rank: must be 1 or more, got 0 (see job.py --help)"]
+    assert err.splitlines() == ["job.py: error: argument --rank: 'ten' is not a whole number (see job.py --help)"]
 
 
 @pytest.mark.parametrize(

@@ -59,13 +59,12 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.data.releases import HALF_STARS, RatingScale
+from movierec_spark.settings import SyntheticSettings, parse_section
 
 log = logging.getLogger(__name__)
 
-# ml-25m's shape: the default of every size.
-ML25M_RATINGS = 25_000_095
-ML25M_USERS = 162_541
-ML25M_MOVIES = 59_047
+# The sizes and seed: conf/movierec.toml's [synthetic] (ml-25m's shape), held by movierec_spark.settings.
+_SYNTHETIC = SyntheticSettings()
 
 SCALE: RatingScale = HALF_STARS
 RELEASE_NAME = "synthetic"
@@ -139,10 +138,10 @@ class SyntheticSpec:
         there are too few ratings to give everyone this many).
     """
 
-    ratings: int = ML25M_RATINGS
-    users: int = ML25M_USERS
-    movies: int = ML25M_MOVIES
-    seed: int = 42
+    ratings: int = _SYNTHETIC.ratings
+    users: int = _SYNTHETIC.users
+    movies: int = _SYNTHETIC.movies
+    seed: int = _SYNTHETIC.seed
     rank: int = 10
     global_mean: float = 3.5
     user_bias_sd: float = 0.35
@@ -179,11 +178,7 @@ class SyntheticData(NamedTuple):
 
 def validate_spec(spec: SyntheticSpec) -> None:
     """Raise MovieRecError unless ``spec`` can be generated exactly."""
-    int_max = 2**31 - 1
-    if not 1 <= spec.users <= int_max:
-        raise MovieRecError(f"--users must be between 1 and {int_max:,} (ALS ids are 32-bit), got {spec.users:,}")
-    if not 2 <= spec.movies <= int_max:
-        raise MovieRecError(f"--movies must be between 2 and {int_max:,}, got {spec.movies:,}")
+    parse_section("synthetic", {"ratings": spec.ratings, "users": spec.users, "movies": spec.movies, "seed": spec.seed})
     if spec.ratings < spec.users:
         raise MovieRecError(
             f"--ratings ({spec.ratings:,}) must be at least --users ({spec.users:,}): every user rates something"

@@ -45,7 +45,7 @@ rating).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -56,16 +56,12 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.models.item_weights import SOURCE, WEIGHT, ItemWeightsModel
+from movierec_spark.settings import EaseSettings, parse_section
 
 log = logging.getLogger(__name__)
 
 EASE = "ease"
 _INDEX = "_item_index"
-
-# A dense Gram matrix and its inverse on the driver: 20000 movies is 3.2 GB
-# in float64, and minutes to invert on a laptop.
-_MAX_GRAM_COLUMNS = 20000
-
 
 # How the weights' diagonal is handled (see the module docstring).
 DIAGONAL_ZERO = "zero"  # EASE: constrained to 0 while solving
@@ -73,15 +69,19 @@ DIAGONAL_FREE = "free"  # DLAE: solved freely, then dropped
 DIAGONALS = (DIAGONAL_ZERO, DIAGONAL_FREE)
 
 
+_EASE = EaseSettings()
+
+
 @dataclass(frozen=True)
 class EaseParams:
-    """``[ease]``: the L2 penalty and dropout, the diagonal, how many movies, how many weights each keeps."""
+    """``[ease]``: the L2 penalty and dropout, the diagonal, how many movies, how many weights each keeps
+    (defaults and ranges: conf/movierec.toml's, held by movierec_spark.settings)."""
 
-    reg_param: float = 500.0
-    max_items: int = 5000
-    neighbours: int = 200
-    dropout: float = 0.0
-    diagonal: str = DIAGONAL_ZERO
+    reg_param: float = _EASE.reg_param
+    max_items: int = _EASE.max_items
+    neighbours: int = _EASE.neighbours
+    dropout: float = _EASE.dropout
+    diagonal: str = _EASE.diagonal
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "EaseParams":
@@ -90,19 +90,7 @@ class EaseParams:
         return cls(**known).validate()
 
     def validate(self) -> "EaseParams":
-        reg = self.reg_param
-        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not 0 < reg < float("inf"):
-            raise MovieRecError(f"[ease] reg_param must be a number above 0, got {reg!r}")
-        p = self.dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise MovieRecError(f"[ease] dropout must be a number from 0 up to (not including) 1, got {p!r}")
-        if self.diagonal not in DIAGONALS:
-            raise MovieRecError(f"[ease] diagonal must be one of {', '.join(DIAGONALS)}, got {self.diagonal!r}")
-        for name, top in (("max_items", _MAX_GRAM_COLUMNS), ("neighbours", None)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (top and value > top):
-                limit = f" and at most {top}" if top else ""
-                raise MovieRecError(f"[ease] {name} must be a whole number of 1 or more{limit}, got {value!r}")
+        parse_section("ease", asdict(self))
         return self
 
 

@@ -58,6 +58,7 @@ from movierec_spark.models.recommender import (
     day_of,
 )
 from movierec_spark.data.releases import RatingScale
+from movierec_spark.settings import AlsSettings, BiasSettings, ImplicitSettings, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +73,35 @@ CONFIDENCES = (CONFIDENCE_BINARY, CONFIDENCE_RATING)
 SOLVER_AUTO = "auto"
 SOLVER_MLLIB = "mllib"
 SOLVER_DRIVER = "driver"
-SOLVERS = (SOLVER_AUTO, SOLVER_MLLIB, SOLVER_DRIVER)
 
 
 # --- parameters ---
 
 
+# Defaults and ranges: conf/movierec.toml's, held by movierec_spark.settings.
+_ALS, _IMPLICIT, _BIAS = AlsSettings(), ImplicitSettings(), BiasSettings()
+
+
 @dataclass(frozen=True)
 class AlsParams:
-    """Every ALS setting worth exposing; names follow conf/movierec.toml's [als]."""
+    """Every ALS setting worth exposing; names, defaults and ranges are
+    conf/movierec.toml's [als] (``alpha``: [implicit]'s; it only counts in
+    implicit fits)."""
 
-    rank: int = 10
-    max_iter: int = 10
-    reg_param: float = 0.1
-    alpha: float = 1.0
-    nonnegative: bool = False
-    num_user_blocks: int = 10
-    num_item_blocks: int = 10
-    checkpoint_interval: int = 5
-    seed: int = 42
+    rank: int = _ALS.rank
+    max_iter: int = _ALS.max_iter
+    reg_param: float = _ALS.reg_param
+    alpha: float = _IMPLICIT.alpha
+    nonnegative: bool = _ALS.nonnegative
+    num_user_blocks: int = _ALS.num_user_blocks
+    num_item_blocks: int = _ALS.num_item_blocks
+    checkpoint_interval: int = _ALS.checkpoint_interval
+    seed: int = _ALS.seed
     # Who solves an explicit fit: "mllib" (Spark's distributed ALS), "driver"
     # (driver_als: the same equations in the driver process) or "auto"
     # (driver on a local master, MLlib on a cluster; MLlib for nonnegative).
     # Implicit fits are always MLlib's.
-    solver: str = SOLVER_AUTO
+    solver: str = _ALS.solver
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "AlsParams":
@@ -107,25 +113,10 @@ class AlsParams:
         return replace(self, **changes)
 
     def validate(self) -> None:
-        """Refuse values ALS would reject or misuse, with one clear line."""
-        for name in ("rank", "max_iter", "num_user_blocks", "num_item_blocks", "checkpoint_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MovieRecError(f"ALS {name} must be a whole number of 1 or more, got {value!r}")
-        for name in ("reg_param", "alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-                raise MovieRecError(f"ALS {name} must be a finite number of 0 or more, got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise MovieRecError(f"ALS seed must be a whole number, got {self.seed!r}")
-        if not isinstance(self.nonnegative, bool):
-            raise MovieRecError(f"ALS nonnegative must be true or false, got {self.nonnegative!r}")
-        if self.solver not in SOLVERS:
-            raise MovieRecError(f"ALS solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        if self.solver == SOLVER_DRIVER and self.nonnegative:
-            raise MovieRecError(
-                "ALS solver 'driver' cannot fit nonnegative factors; set [als] solver to 'mllib' or 'auto'"
-            )
+        """Refuse values ALS would reject or misuse, with [als]'s one-line message."""
+        values = asdict(self)
+        parse_section("implicit", {"alpha": values.pop("alpha")})
+        parse_section("als", values)
 
     def solver_for(self, master: str) -> str:
         """The solver an explicit fit runs with: ``"mllib"`` or ``"driver"`` (see ``solver``).
@@ -164,13 +155,14 @@ class AlsParams:
 
 @dataclass(frozen=True)
 class BiasParams:
-    """Damping of the bias baseline: pseudo-counts pulling biases towards 0."""
+    """Damping of the bias baseline, pseudo-counts pulling biases towards 0:
+    conf/movierec.toml's [bias] (defaults and ranges)."""
 
-    user_damping: float = 10.0
-    item_damping: float = 10.0
-    bias_iterations: int = 2
-    day_bias: bool = False
-    day_damping: float = 10.0
+    user_damping: float = _BIAS.user_damping
+    item_damping: float = _BIAS.item_damping
+    bias_iterations: int = _BIAS.bias_iterations
+    day_bias: bool = _BIAS.day_bias
+    day_damping: float = _BIAS.day_damping
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "BiasParams":
@@ -178,14 +170,7 @@ class BiasParams:
         return cls(**{k: v for k, v in section.items() if k in known})
 
     def validate(self) -> None:
-        if not isinstance(self.day_bias, bool):
-            raise MovieRecError(f"day_bias must be true or false, got {self.day_bias!r}")
-        for name in ("user_damping", "item_damping", "day_damping"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-                raise MovieRecError(f"{name} must be a finite number of 0 or more, got {value!r}")
-        if isinstance(self.bias_iterations, bool) or not isinstance(self.bias_iterations, int) or self.bias_iterations < 1:
-            raise MovieRecError(f"bias_iterations must be a whole number of 1 or more, got {self.bias_iterations!r}")
+        parse_section("bias", asdict(self))
 
 
 # --- helpers ---
@@ -510,26 +495,27 @@ class BiasedALS(Estimator, _BiasedALSParams):
         self,
         *,
         scale: RatingScale,
-        rank: int = 10,
-        maxIter: int = 10,
-        regParam: float = 0.1,
-        nonnegative: bool = False,
-        solver: str = SOLVER_AUTO,
-        numBlocks: int = 10,
-        checkpointInterval: int = 5,
-        seed: int = 42,
-        userDamping: float = 10.0,
-        itemDamping: float = 10.0,
-        biasIterations: int = 2,
-        dayBias: bool = False,
-        dayDamping: float = 10.0,
+        rank: int = _ALS.rank,
+        maxIter: int = _ALS.max_iter,
+        regParam: float = _ALS.reg_param,
+        nonnegative: bool = _ALS.nonnegative,
+        solver: str = _ALS.solver,
+        numBlocks: int = _ALS.num_user_blocks,
+        checkpointInterval: int = _ALS.checkpoint_interval,
+        seed: int = _ALS.seed,
+        userDamping: float = _BIAS.user_damping,
+        itemDamping: float = _BIAS.item_damping,
+        biasIterations: int = _BIAS.bias_iterations,
+        dayBias: bool = _BIAS.day_bias,
+        dayDamping: float = _BIAS.day_damping,
     ):
         super().__init__()
         self.scale = scale
         self._setDefault(
-            rank=10, maxIter=10, regParam=0.1, nonnegative=False, solver=SOLVER_AUTO, numBlocks=10,
-            checkpointInterval=5, seed=42, userDamping=10.0, itemDamping=10.0, biasIterations=2,
-            dayBias=False, dayDamping=10.0,
+            rank=_ALS.rank, maxIter=_ALS.max_iter, regParam=_ALS.reg_param, nonnegative=_ALS.nonnegative,
+            solver=_ALS.solver, numBlocks=_ALS.num_user_blocks, checkpointInterval=_ALS.checkpoint_interval,
+            seed=_ALS.seed, userDamping=_BIAS.user_damping, itemDamping=_BIAS.item_damping,
+            biasIterations=_BIAS.bias_iterations, dayBias=_BIAS.day_bias, dayDamping=_BIAS.day_damping,
         )
         kwargs = dict(self._input_kwargs)
         kwargs.pop("scale", None)

@@ -79,6 +79,7 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
 from movierec_spark.models.recommender import RecommenderModel
+from movierec_spark.settings import ItemKnnSettings, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,6 @@ KINDS = (ITEM_BASED, USER_BASED)
 PEARSON_BASELINE = "pearson_baseline"
 PEARSON = "pearson"
 COSINE = "cosine"
-SIMILARITIES = (PEARSON_BASELINE, PEARSON, COSINE)
 
 RESIDUAL = "residual"
 NEIGHBOUR_ID = "neighbour_id"
@@ -109,45 +109,38 @@ _OVER = "_knn_over"
 _RANK = "_knn_rank"
 
 
+_KNN = ItemKnnSettings()  # [user_knn] ships the same defaults (tests/test_settings.py)
+
+
 @dataclass(frozen=True)
 class KNNParams:
-    """Settings of the neighbourhood model (defaults: Surprise's KNNBaseline).
+    """Settings of the neighbourhood model: conf/movierec.toml's [item_knn] or
+    [user_knn] (defaults and ranges, from movierec_spark.settings), the kind,
+    and the seed of the join cap's sample.
 
     ``join_cap`` of 0 means no cap on the ratings per user (per movie when
     user-based) that enter the similarity self-join; see the module docstring.
     """
 
     kind: str = ITEM_BASED
-    similarity: str = PEARSON_BASELINE
-    k: int = 40
-    shrinkage: float = 100.0
-    min_support: int = 1
-    join_cap: int = 0
+    similarity: str = _KNN.similarity
+    k: int = _KNN.k
+    shrinkage: float = _KNN.shrinkage
+    min_support: int = _KNN.min_support
+    join_cap: int = _KNN.join_cap
     seed: int = 42
 
     def validate(self) -> "KNNParams":
         """Return self, or raise MovieRecError naming the bad setting."""
         if self.kind not in KINDS:
             raise MovieRecError(f"knn kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.similarity not in SIMILARITIES:
-            raise MovieRecError(
-                f"knn similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}"
-            )
-        if not isinstance(self.k, int) or self.k < 1:
-            raise MovieRecError(f"knn k (neighbours) must be a whole number 1 or more, got {self.k!r}")
-        if not self.shrinkage >= 0 or self.shrinkage == float("inf"):
-            raise MovieRecError(f"knn shrinkage must be a finite number 0 or more, got {self.shrinkage!r}")
-        if not isinstance(self.min_support, int) or self.min_support < 1:
-            raise MovieRecError(f"knn min_support must be a whole number 1 or more, got {self.min_support!r}")
-        if not isinstance(self.join_cap, int) or self.join_cap == 1 or self.join_cap < 0:
-            raise MovieRecError(
-                f"knn join_cap must be 0 (no cap) or a whole number 2 or more, got {self.join_cap!r}"
-            )
+        section = "item_knn" if self.kind == ITEM_BASED else "user_knn"
+        parse_section(section, {k: v for k, v in asdict(self).items() if k not in ("kind", "seed")})
         return self
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "KNNParams":
-        """Params from a config section such as ``cfg["knn"]``; unknown keys are ignored."""
+        """Params from a config section such as ``cfg["item_knn"]``; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in section.items() if k in names}).validate()
 

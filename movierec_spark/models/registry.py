@@ -95,69 +95,30 @@ def knn_params(cfg: Config, name: str):
 
 
 def ratings_per_block(cfg: Config) -> int:
-    """``[als] ratings_per_block``, checked (0, the block counts as given, when unset)."""
-    value = section(cfg, "als").get("ratings_per_block", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MovieRecError(f"[als] ratings_per_block must be a whole number of 0 or more, got {value!r}")
-    return value
+    """``[als] ratings_per_block`` (0: the block counts as given)."""
+    return int(section(cfg, "als").get("ratings_per_block", 0))
 
 
 def blend_settings(cfg: Config) -> dict[str, Any]:
-    """``[blend]``: members, validation_fraction, folds, ridge, refit, support (checked)."""
+    """``[blend]``: members (each once), validation_fraction, folds, ridge, refit, support."""
     values = section(cfg, "blend")
-    members = list(dict.fromkeys(values.get("members", list(BLEND_MEMBERS))))
-    unknown = sorted(set(members) - set(BLEND_MEMBERS))
-    if unknown or len(members) < 2:
-        raise MovieRecError(f"[blend] members must name 2 or more of {', '.join(BLEND_MEMBERS)}, got {members!r}")
-    fraction = values.get("validation_fraction", 0.1)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise MovieRecError(f"[blend] validation_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
-    folds = values.get("folds", 5)
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise MovieRecError(f"[blend] folds must be a whole number of 2 or more, got {folds!r}")
-    ridge = values.get("ridge", 1e-4)
-    if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not 0 <= ridge < float("inf"):
-        raise MovieRecError(f"[blend] ridge must be a finite number of 0 or more, got {ridge!r}")
-    flags = {}
-    for key, default in (("refit", True), ("support", False)):
-        flags[key] = values.get(key, default)
-        if not isinstance(flags[key], bool):
-            raise MovieRecError(f"[blend] {key} must be true or false, got {flags[key]!r}")
-    return {"members": members, "validation_fraction": float(fraction), "folds": folds,
-            "ridge": float(ridge), **flags}
+    return {**values, "members": list(dict.fromkeys(values["members"]))}
 
 
 def topn_blend_weights(cfg: Config) -> dict[str, float]:
-    """``[topn_blend]``: member name -> weight, checked."""
+    """``[topn_blend]``: member name -> weight."""
     values = section(cfg, "topn_blend")
-    members, weights = values.get("members", [IMPLICIT, EASE]), values.get("weights", [0.5, 0.5])
-    if not isinstance(members, list) or not members or any(m not in TOPN_MEMBERS for m in members):
-        raise MovieRecError(f"[topn_blend] members must be a list of {', '.join(TOPN_MEMBERS)}, got {members!r}")
-    if len(set(members)) != len(members):
-        raise MovieRecError(f"[topn_blend] members names a model twice: {members!r}")
-    if (
-        not isinstance(weights, list) or len(weights) != len(members)
-        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf") for w in weights)
-    ):
-        raise MovieRecError(f"[topn_blend] weights must be {len(members)} numbers of 0 or more, one per member, got {weights!r}")
-    return {member: float(weight) for member, weight in zip(members, weights)}
+    return {member: float(weight) for member, weight in zip(values["members"], values["weights"])}
 
 
 def topn_blend_normalise(cfg: Config) -> str:
-    """``[topn_blend] normalise``, checked (``none`` when unset)."""
-    from movierec_spark.models.topn_blend import NORMALISE_NONE, check_normalisation
-
-    return check_normalisation(section(cfg, "topn_blend").get("normalise", NORMALISE_NONE))
+    """``[topn_blend] normalise``."""
+    return section(cfg, "topn_blend")["normalise"]
 
 
 def implicit_confidence(cfg: Config) -> str:
-    """``[implicit] confidence``, checked."""
-    from movierec_spark.models.fit import CONFIDENCES
-
-    confidence = section(cfg, "implicit").get("confidence", "binary")
-    if confidence not in CONFIDENCES:
-        raise MovieRecError(f"[implicit] confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
-    return confidence
+    """``[implicit] confidence``."""
+    return section(cfg, "implicit")["confidence"]
 
 
 # --- fitting ---
@@ -333,33 +294,6 @@ REGISTRY: dict[str, ModelSpec] = {
     )
 }
 MODEL_NAMES = tuple(REGISTRY)
-
-
-def model_names(value: Any, key: str) -> list[str]:
-    """A config value naming models (a list, or a comma-separated string), checked; in the given order, once each."""
-    names = [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or any(not isinstance(n, str) for n in names):
-        raise MovieRecError(f"{key} must name one or more of {', '.join(MODEL_NAMES)}, got {value!r}")
-    unknown = sorted(set(names) - set(REGISTRY))
-    if unknown:
-        raise MovieRecError(f"{key}: unknown model {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
-    return list(dict.fromkeys(names))
-
-
-def check_settings(cfg: Config) -> None:
-    """Refuse a bad setting of any model with one line (whether or not this run fits it)."""
-    als_params(cfg).validate()
-    implicit_params(cfg).validate()
-    ratings_per_block(cfg)
-    bias_params(cfg).validate()
-    ease_params(cfg)
-    rp3beta_params(cfg)
-    topn_blend_weights(cfg)
-    topn_blend_normalise(cfg)
-    implicit_confidence(cfg)
-    for name in (ITEM_KNN, USER_KNN):
-        knn_params(cfg, name)
-    blend_settings(cfg)
 
 
 def fit_models(train: DataFrame, names: list[str], fitter: ModelFitter, timer) -> dict[str, Any]:

@@ -36,16 +36,16 @@ double``; ``predict(pairs)`` returns ``pairs`` plus ``prediction double``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.models.item_weights import SOURCE, WEIGHT, ItemWeightsModel
+from movierec_spark.settings import Rp3BetaSettings, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +56,21 @@ _COUNT = "_n"
 _RANK = "_rank"
 
 
+_RP3BETA = Rp3BetaSettings()
+
+
 @dataclass(frozen=True)
 class Rp3BetaParams:
-    """``[rp3beta]``: the walk's exponent, the popularity penalty, weights kept per movie."""
+    """``[rp3beta]``: the walk's exponent, the popularity penalty, weights kept per movie
+    (defaults and ranges: conf/movierec.toml's, held by movierec_spark.settings)."""
 
-    alpha: float = 1.0
-    beta: float = 0.3
-    neighbours: int = 200
+    alpha: float = _RP3BETA.alpha
+    beta: float = _RP3BETA.beta
+    neighbours: int = _RP3BETA.neighbours
 
     def validate(self) -> "Rp3BetaParams":
         """``self`` if every value is in range, else a MovieRecError naming the key."""
-        for name, low in (("alpha", "above 0"), ("beta", "of 0 or more")):
-            value = getattr(self, name)
-            number = not isinstance(value, bool) and isinstance(value, (int, float))
-            if not number or not value < float("inf") or (value <= 0 if name == "alpha" else value < 0):
-                raise MovieRecError(f"[rp3beta] {name} must be a number {low}, got {value!r}")
-        value = self.neighbours
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MovieRecError(f"[rp3beta] neighbours must be a whole number of 1 or more, got {value!r}")
+        parse_section("rp3beta", asdict(self))
         return self
 
     @classmethod

@@ -22,6 +22,7 @@ from movierec_spark.models.ease import EASE, EaseModel
 from movierec_spark.models.item_weights import ItemWeightsModel
 from movierec_spark.models.recommender import RecommenderModel
 from movierec_spark.models.rp3beta import Rp3BetaModel
+from movierec_spark.settings import parse_section
 
 FORMAT_VERSION = 1
 TOPN_BLEND = "topn_blend"
@@ -38,9 +39,8 @@ RRF_K = 60
 
 
 def check_normalisation(how: Any) -> str:
-    """``how`` if it is one of :data:`NORMALISATIONS`, else a MovieRecError."""
-    if not isinstance(how, str) or how not in NORMALISATIONS:
-        raise MovieRecError(f"[topn_blend] normalise must be one of {', '.join(NORMALISATIONS)}, got {how!r}")
+    """``how`` if it is one of :data:`NORMALISATIONS` ([topn_blend] normalise), else a MovieRecError."""
+    parse_section("topn_blend", {"normalise": how})
     return how
 
 

@@ -41,9 +41,10 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark.models.fit import CONFIDENCES, ALSEstimatorParams, BiasedALS, fit_implicit_als
+from movierec_spark.models.fit import ALSEstimatorParams, BiasedALS, fit_implicit_als
 from movierec_spark.models.recommender import RecommenderModel
 from movierec_spark.data.releases import RatingScale
+from movierec_spark.settings import AlsSettings, EvaluateSettings, ImplicitSettings, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +59,36 @@ PLACE = "place"  # leaderboard position, 1 = best ("rank" is an ALS parameter)
 FIT_SECONDS = "fit_seconds"
 METRIC_STD = "metric_std"
 
-_COUNT = "count"  # a whole number of 1 or more
-_AMOUNT = "amount"  # a finite number of 0 or more
+# How a grid value is read from text; its range is its setting's (movierec_spark.settings).
+_COUNT = "count"  # a whole number
+_AMOUNT = "amount"  # a number
 _CHOICE = "choice"
 
 
 @dataclass(frozen=True)
 class GridParam:
-    """One tunable parameter: its config home and its Estimator Param name."""
+    """One tunable parameter: its config home (which gives its range) and its Estimator Param name."""
 
     name: str
     section: str
     key: str
     estimator_param: str
     kind: str
-    choices: tuple[str, ...] = ()
 
     def parse(self, raw: Any, where: str) -> Any:
-        """``raw`` (a string from a flag, or a TOML value) as this parameter's type."""
-        text = raw.strip() if isinstance(raw, str) else raw
-        if self.kind == _CHOICE:
-            if text not in self.choices:
-                raise MovieRecError(f"{where}: {self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
-            return text
+        """``raw`` (text from a flag, or a TOML value) as this parameter's type, in its setting's range."""
+        value = raw.strip() if isinstance(raw, str) else raw
+        if isinstance(value, str) and self.kind != _CHOICE:
+            try:
+                value = int(value) if self.kind == _COUNT else float(value)
+            except ValueError:
+                kind = "a whole number" if self.kind == _COUNT else "a number"
+                raise MovieRecError(f"{where}: {self.name} value {raw!r} is not {kind}") from None
         try:
-            if isinstance(text, bool):
-                raise ValueError
-            value = int(text) if self.kind == _COUNT and not isinstance(text, float) else float(text)
-        except (TypeError, ValueError):
-            kind = "a whole number" if self.kind == _COUNT else "a number"
-            raise MovieRecError(f"{where}: {self.name} value {raw!r} is not {kind}") from None
-        if self.kind == _COUNT:
-            if isinstance(value, float) or value < 1:
-                raise MovieRecError(f"{where}: {self.name} must be a whole number of 1 or more, got {raw!r}")
-            return value
-        if not (0.0 <= value < math.inf):
-            raise MovieRecError(f"{where}: {self.name} must be a finite number of 0 or more, got {raw!r}")
-        return value
+            parse_section(self.section, {self.key: value})
+        except MovieRecError as exc:
+            raise MovieRecError(f"{where}: {exc}") from None
+        return float(value) if self.kind == _AMOUNT else value
 
 
 GRID_PARAMS: dict[str, dict[str, GridParam]] = {
@@ -116,7 +110,7 @@ GRID_PARAMS: dict[str, dict[str, GridParam]] = {
             GridParam("max_iter", "implicit", "max_iter", "maxIter", _COUNT),
             GridParam("reg_param", "implicit", "reg_param", "regParam", _AMOUNT),
             GridParam("alpha", "implicit", "alpha", "alpha", _AMOUNT),
-            GridParam("confidence", "implicit", "confidence", "confidence", _CHOICE, CONFIDENCES),
+            GridParam("confidence", "implicit", "confidence", "confidence", _CHOICE),
         )
     },
 }
@@ -239,6 +233,10 @@ def mean_fit_seconds(fit_log: Sequence[tuple[dict, float]], point: Mapping[str, 
 # --- top-N Estimator for RankingEvaluator ---
 
 
+# Defaults: conf/movierec.toml's [implicit] ([als]'s for the blocks, checkpoints and seed).
+_ALS, _IMPLICIT, _EVALUATE = AlsSettings(), ImplicitSettings(), EvaluateSettings()
+
+
 class _ImplicitALSParams(ALSEstimatorParams):
     alpha = Param(Params._dummy(), "alpha", "confidence growth per unit of preference", TypeConverters.toFloat)
     confidence = Param(Params._dummy(), "confidence", "binary or rating", TypeConverters.toString)
@@ -267,23 +265,25 @@ class ImplicitALS(_TimesFits, Estimator, _ImplicitALSParams):
         self,
         *,
         scale: RatingScale,
-        rank: int = 10,
-        maxIter: int = 10,
-        regParam: float = 0.1,
-        alpha: float = 1.0,
-        confidence: str = "binary",
-        numBlocks: int = 10,
-        checkpointInterval: int = 5,
-        seed: int = 42,
-        k: int = 10,
+        rank: int = _IMPLICIT.rank,
+        maxIter: int = _IMPLICIT.max_iter,
+        regParam: float = _IMPLICIT.reg_param,
+        alpha: float = _IMPLICIT.alpha,
+        confidence: str = _IMPLICIT.confidence,
+        numBlocks: int = _ALS.num_user_blocks,
+        checkpointInterval: int = _ALS.checkpoint_interval,
+        seed: int = _ALS.seed,
+        k: int = _EVALUATE.k,
         predictionCol: str = "prediction",
         labelCol: str = "label",
     ):
         super().__init__()
         self.scale = scale
         self._setDefault(
-            rank=10, maxIter=10, regParam=0.1, alpha=1.0, confidence="binary", numBlocks=10,
-            checkpointInterval=5, seed=42, k=10, predictionCol="prediction", labelCol="label",
+            rank=_IMPLICIT.rank, maxIter=_IMPLICIT.max_iter, regParam=_IMPLICIT.reg_param, alpha=_IMPLICIT.alpha,
+            confidence=_IMPLICIT.confidence, numBlocks=_ALS.num_user_blocks,
+            checkpointInterval=_ALS.checkpoint_interval, seed=_ALS.seed, k=_EVALUATE.k,
+            predictionCol="prediction", labelCol="label",
         )
         kwargs = dict(self._input_kwargs)
         kwargs.pop("scale", None)
@@ -291,8 +291,7 @@ class ImplicitALS(_TimesFits, Estimator, _ImplicitALSParams):
 
     def _fit_untimed(self, dataset: DataFrame) -> "ImplicitALSModel":
         confidence = self.getOrDefault(self.confidence)
-        if confidence not in CONFIDENCES:
-            raise MovieRecError(f"confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
+        parse_section("implicit", {"confidence": confidence})
         model = fit_implicit_als(dataset, self.scale, self.als_params(), confidence)
         seen = dataset.select(C.USER_ID, C.MOVIE_ID)
         return self._copyValues(ImplicitALSModel(model, seen))

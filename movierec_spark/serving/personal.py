@@ -17,8 +17,7 @@ and ``method`` (``foldin`` or ``retrain``, used by ``train_als.py``).
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -41,52 +40,13 @@ from movierec_spark.serving.tables import similar_table, to_arrow, top_n_table
 from movierec_spark.serving.taste import FEATURES as TASTE_FEATURES
 from movierec_spark.serving.taste import content_features
 from movierec_spark.data.titles import Movie, TitleIndex
+from movierec_spark.settings import RecommendSettings  # the [recommend] section, checked
 from movierec_spark.serving.topn_all import user_frame
 
 log = logging.getLogger(__name__)
 
 METHOD_FOLDIN = "foldin"
 METHOD_RETRAIN = "retrain"
-METHODS = (METHOD_FOLDIN, METHOD_RETRAIN)
-
-
-def _whole(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise MovieRecError(f"[recommend] {name} must be a whole number of {least} or more, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class RecommendSettings:
-    """The ``[recommend]`` settings, checked."""
-
-    top_n: int = 10
-    min_ratings: int = 20
-    liked_rating: float = 4.0
-    similar_n: int = 10
-    method: str = METHOD_FOLDIN
-    content_weight: float = 1.0
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "RecommendSettings":
-        """Take the keys this class knows and check them (MovieRecError on a bad value)."""
-        known = {f.name for f in fields(cls)}
-        settings = cls(**{k: v for k, v in section.items() if k in known})
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        _whole("top_n", self.top_n, 1)
-        _whole("similar_n", self.similar_n, 1)
-        _whole("min_ratings", self.min_ratings, 0)
-        for name in ("liked_rating", "content_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise MovieRecError(f"[recommend] {name} must be a number, got {value!r}")
-        if self.content_weight < 0:
-            raise MovieRecError(f"[recommend] content_weight must be 0 or more, got {self.content_weight!r}")
-        if self.method not in METHODS:
-            raise MovieRecError(f"[recommend] method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 
 def check_model_dir(path: str | Path | None) -> Path:

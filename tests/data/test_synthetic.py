@@ -57,8 +57,8 @@ def test_activity_curve_adds_up_and_respects_the_per_user_cap(spec):
     [
         (SyntheticSpec(ratings=10, users=20, movies=100), "at least --users"),
         (SyntheticSpec(ratings=10_000, users=10, movies=100), "do not fit"),
-        (SyntheticSpec(ratings=100, users=10, movies=1), "--movies"),
-        (SyntheticSpec(ratings=100, users=0, movies=10), "--users"),
+        (SyntheticSpec(ratings=100, users=10, movies=1), r"\[synthetic\] movies must be from 2"),
+        (SyntheticSpec(ratings=100, users=0, movies=10), r"\[synthetic\] users must be from 1"),
     ],
 )
 def test_impossible_sizes_are_refused_with_a_reason(spec, message):

@@ -37,18 +37,17 @@ def test_help_and_bad_flags_need_no_spark(capsys):
         eda.main(["--help"])
     assert done.value.code == 0
     assert "--min-movie-ratings" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as bad:
-        eda.main(["--damping", "-1"])
-    assert bad.value.code == cli.EXIT_USAGE
+    assert eda.main(["--damping", "-1"]) == cli.EXIT_USAGE
+    assert "[eda] damping (--damping) must be 0 or more, got -1.0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("top_n", 0, "top_n must be a whole number 1 or more"),
+        ("top_n", 0, r"\[eda\] top_n must be 1 or more, got 0"),
         ("min_user_ratings", 2.5, "min_user_ratings must be a whole number"),
-        ("damping", "ten", "damping must be a finite number"),
-        ("top_shares", [0.1, 1.5], "top_shares must be a list of fractions"),
+        ("damping", "ten", "damping must be a number, got 'ten'"),
+        ("top_shares", [0.1, 1.5], "top_shares must each be above 0 and 1 or less, got 1.5"),
         ("output", "", "pass --output DIR"),
     ],
 )
@@ -61,13 +60,13 @@ def test_a_bad_config_file_stops_the_job_before_spark_starts(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[eda]\ntop_n = 0\n")
     assert eda.main(["--config", str(bad), "--output", str(tmp_path / "out")]) == cli.EXIT_USAGE
-    assert "top_n must be a whole number 1 or more" in capsys.readouterr().err
+    assert "[eda] top_n must be 1 or more, got 0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_shipped_defaults_are_valid():
     settings = eda.settings(_cfg())
-    assert settings.top_shares == (0.01, 0.1, 0.2)
+    assert settings.top_shares == [0.01, 0.1, 0.2]
     assert settings.min_user_ratings >= 1 and settings.damping > 0
 
 

@@ -98,7 +98,7 @@ def test_main_writes_tables_rejects_and_report(spark, tmp_path, monkeypatch, cap
 
 def test_flag_errors_stop_before_spark(capsys, job_logging):
     assert ingest.main(["--dataset", "ml-999", "--output", "x"]) == 2
-    assert "unknown MovieLens release 'ml-999'" in capsys.readouterr().err
+    assert "[data] dataset (--dataset) must be one of ml-100k, " in capsys.readouterr().err
     assert ingest.main(["--ingested", "somewhere", "--output", "x"]) == 2
     assert "not --ingested" in capsys.readouterr().err
 

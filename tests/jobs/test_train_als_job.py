@@ -30,13 +30,13 @@ def _exit_code(argv):
     [
         (["--rank", "0"], "--rank"),
         (["--reg-param", "-1"], "--reg-param"),
-        (["--solver", "numpy"], "ALS solver must be one of auto, mllib, driver"),
-        (["--solver", "driver", "--nonnegative"], "ALS solver 'driver' cannot fit nonnegative factors"),
+        (["--solver", "numpy"], "[als] solver (--solver) must be 'auto', 'mllib' or 'driver', got 'numpy'"),
+        (["--solver", "driver", "--nonnegative"], "[als] solver 'driver' cannot fit nonnegative factors"),
         (["--test-fraction", "1.5"], "--test-fraction"),
         (["--models", "als,magic"], "magic"),
         (["--topn-normalise", "rank"], "--topn-normalise"),
         (["--train-ratings", "/nonexistent/u1.base", "--test-ratings", "/nonexistent/u1.test"], "does not exist"),
-        (["--train-ratings", __file__], "--test-ratings"),
+        (["--train-ratings", __file__], "test_ratings_file is empty"),
     ],
 )
 def test_bad_values_are_refused_in_one_line_before_spark(argv, message, capsys):

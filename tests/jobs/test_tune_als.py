@@ -31,15 +31,15 @@ def _exit_code(argv):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--grid", "rank=10,0"], "rank must be a whole number of 1 or more"),
+        (["--grid", "rank=10,0"], "--grid rank: [als] rank must be 1 or more, got 0"),
         (["--grid", "reg_param=0.1,abc"], "'abc' is not a number"),
-        (["--grid", "reg_param=-1"], "reg_param must be a finite number of 0 or more"),
+        (["--grid", "reg_param=-1"], "--grid reg_param: [als] reg_param must be 0 or more, got -1.0"),
         (["--grid", "magic=1,2"], "--grid magic: unknown explicit parameter"),
         (["--mode", "implicit", "--grid", "user_damping=5"], "unknown implicit parameter"),
-        (["--mode", "implicit", "--grid", "confidence=binary,loud"], "confidence must be one of"),
+        (["--mode", "implicit", "--grid", "confidence=binary,loud"], "[implicit] confidence must be 'binary' or 'rating', got 'loud'"),
         (["--grid", "rank"], "is not NAME=VALUE"),
         (["--grid", "rank=10,"], "is not NAME=VALUE"),
-        (["--method", "cv", "--folds", "1"], "num_folds must be a whole number of 2 or more"),
+        (["--method", "cv", "--folds", "1"], "[tune] num_folds (--folds) must be 2 or more, got 1"),
         (["--train-ratio", "1"], "--train-ratio"),
     ],
 )

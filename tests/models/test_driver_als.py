@@ -118,8 +118,8 @@ def test_the_solver_follows_the_setting_and_the_master(solver, master, nonnegati
 @pytest.mark.parametrize(
     "params, message",
     [
-        (AlsParams(solver="numpy"), "ALS solver must be one of auto, mllib, driver, got 'numpy'"),
-        (AlsParams(solver="driver", nonnegative=True), "ALS solver 'driver' cannot fit nonnegative factors"),
+        (AlsParams(solver="numpy"), r"\[als\] solver must be 'auto', 'mllib' or 'driver', got 'numpy'"),
+        (AlsParams(solver="driver", nonnegative=True), r"\[als\] solver 'driver' cannot fit nonnegative factors"),
     ],
 )
 def test_bad_solver_settings_are_refused(params, message):

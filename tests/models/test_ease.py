@@ -173,7 +173,7 @@ def test_normalise_per_user_rescales_each_column_over_each_users_rows(spark):
             movies = sorted(m for u, m in by_key if u == user)
             assert [by_key[(user, m)][0] for m in movies] == pytest.approx(expected(a, how)), (how, user)
             assert [by_key[(user, m)][1] for m in movies] == pytest.approx(expected(b, how)), (how, user)
-    with pytest.raises(MovieRecError, match="normalise must be one of none, max, zscore, rrf"):
+    with pytest.raises(MovieRecError, match="normalise must be 'none', 'max', 'zscore' or 'rrf'"):
         normalise_per_user(frame, ["a"], "rank")
 
 
@@ -207,16 +207,16 @@ def test_normalised_blend_adds_each_members_rescaled_scores_and_round_trips(spar
 
 def test_bad_parameters_and_folders_are_refused(spark, tmp_path):
     for bad, message in (
-        ({"reg_param": 0}, "reg_param must be a number above 0"),
-        ({"max_items": 20001}, "max_items must be a whole number of 1 or more and at most 20000"),
+        ({"reg_param": 0}, r"\[ease\] reg_param must be above 0, got 0"),
+        ({"max_items": 20001}, "max_items must be from 1 to 20000, got 20001"),
         ({"neighbours": 2.5}, "neighbours must be a whole number"),
-        ({"dropout": 1.0}, r"dropout must be a number from 0 up to \(not including\) 1"),
-        ({"dropout": -0.1}, "dropout must be a number from 0"),
-        ({"diagonal": "none"}, "diagonal must be one of zero, free"),
+        ({"dropout": 1.0}, "dropout must be 0 or more and below 1, got 1.0"),
+        ({"dropout": -0.1}, "dropout must be 0 or more and below 1, got -0.1"),
+        ({"diagonal": "none"}, "diagonal must be 'zero' or 'free', got 'none'"),
     ):
         with pytest.raises(MovieRecError, match=message):
             EaseParams.from_config(bad)
-    with pytest.raises(MovieRecError, match=r"\[topn_blend\] normalise must be one of"):
+    with pytest.raises(MovieRecError, match=r"\[topn_blend\] normalise must be 'none'"):
         TopNBlend({}, {}, normalise="softmax")
     with pytest.raises(MovieRecError, match="not a saved ease model"):
         EaseModel.load(spark, tmp_path)

@@ -17,12 +17,12 @@ from tests.tiny_release import tiny_release
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_model_names_are_checked_and_kept_in_order_once():
-    assert R.model_names("als, bias,als", "--models") == ["als", "bias"]
-    assert R.model_names(["ease"], "[x] models") == ["ease"]
-    for bad in ("", "als,magic", [], [1], None):
-        with pytest.raises(MovieRecError):
-            R.model_names(bad, "[x] models")
+def test_the_models_a_run_fits_come_from_its_section_once_each_in_order():
+    from movierec_spark import pipeline
+
+    cfg = {"train_als": {"models": ["als", "bias", "als"]}, "compare_models": {"models": ["ease"]}}
+    assert pipeline.models_wanted(cfg, pipeline.TRAIN) == ["als", "bias"]
+    assert pipeline.models_wanted(cfg, pipeline.COMPARE) == ["ease"]
 
 
 def test_every_registered_model_fits_and_declares_what_it_can_do(spark, tmp_path):

@@ -83,11 +83,11 @@ def test_scores_sum_the_weights_of_a_users_movies_and_round_trip_in_the_blend(sp
 @pytest.mark.parametrize(
     "section, message",
     [
-        ({"alpha": 0}, "alpha must be a number above 0"),
-        ({"alpha": True}, "alpha must be a number above 0"),
-        ({"beta": -0.1}, "beta must be a number of 0 or more"),
-        ({"beta": float("inf")}, "beta must be a number of 0 or more"),
-        ({"neighbours": 0}, "neighbours must be a whole number"),
+        ({"alpha": 0}, r"\[rp3beta\] alpha must be above 0, got 0"),
+        ({"alpha": True}, "alpha must be a number, got true"),
+        ({"beta": -0.1}, "beta must be 0 or more, got -0.1"),
+        ({"beta": float("inf")}, "beta must be a finite number, got inf"),
+        ({"neighbours": 0}, "neighbours must be 1 or more, got 0"),
         ({"neighbours": 2.5}, "neighbours must be a whole number"),
     ],
 )

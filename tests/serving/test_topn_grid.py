@@ -51,5 +51,5 @@ def test_ease_flags_multiply_and_reach_the_params():
     assert topn_grid.ease_variants(shipped, "", neighbours="400") == [
         EaseParams(reg_param=1000.0, max_items=5000, neighbours=400)
     ]
-    with pytest.raises(MovieRecError, match="diagonal must be one of"):
+    with pytest.raises(MovieRecError, match="diagonal must be 'zero' or 'free'"):
         topn_grid.ease_variants(shipped, "300", diagonal="none")

@@ -129,6 +129,14 @@ fi
 # runs to 127.0.0.1. Cluster runs keep the machine's address.
 if [[ -z "$master" || "$master" == local* ]]; then
   export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+  # A short local run gets a JVM with the C1 JIT only (movierec_spark/launch.py
+  # decides from the job's arguments), unless driver JVM options were given.
+  if [[ " ${spark_opts[*]+"${spark_opts[*]}"} " != *" --driver-java-options "* &&
+        " ${spark_opts[*]+"${spark_opts[*]}"} " != *"spark.driver.extraJavaOptions"* ]]; then
+    jvm_opts="$(PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m movierec_spark.launch "$job" "$@" | tr '\n' ' ')"  || jvm_opts=""
+    jvm_opts="${jvm_opts% }"
+    if [[ -n "$jvm_opts" ]]; then spark_opts+=(--driver-java-options "$jvm_opts"); fi
+  fi
 fi
 
 # --- Package the library for executors (and the driver on a cluster).

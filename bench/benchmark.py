@@ -8,9 +8,9 @@ jobs/ingest.py; synthetic sets are generated with jobs/generate_synthetic.py
 and exported to ratings.csv for the plain reference), then per run times
 
 - the project: ``./spark-submit.sh jobs/train_als.py --ingested DIR`` with
-  ALS rank 10, 10 iterations, stage times from its metrics.json; below 2M
-  ratings its JVM runs with ``--driver-java-options -XX:TieredStopAtLevel=1``
-  (C1 JIT only, see QUICK_JVM_RATINGS);
+  ALS rank 10, 10 iterations, stage times from its metrics.json (up to 2M
+  ratings spark-submit.sh runs its JVM with the C1 JIT only, as for any
+  short local run: movierec_spark/launch.py);
 - the plain reference: ``bench/plain_als.py`` through Spark's own
   spark-submit with no spark-defaults.conf (Spark's defaults), reading the
   ratings as text, same ALS parameters;
@@ -59,15 +59,6 @@ RANK, MAX_ITER, REG_PARAM = 10, 10, 0.1
 # The pipeline the issue times (biased ALS only, no accuracy extras).
 BENCH_CONFIG = ROOT / "conf" / "bench.toml"
 SHORT_RUN_RATINGS = 2_000_000  # sizes below this get --runs repeats
-# Sizes below this run the project's JVM with the C1 JIT compiler only
-# (-XX:TieredStopAtLevel=1). A short run spends most of its time in code that
-# runs a few times (query planning, code generation, job set-up), and C2's
-# compiling of it cost ml-latest-small about as much CPU as the work itself;
-# a long run needs C2's code (at 25M the ALS fit took twice as long with C1
-# alone). Figures: bench/NOTES.md, "ml-latest-small under 30 s". The plain
-# reference keeps Spark's defaults.
-QUICK_JVM_RATINGS = 2_000_000
-QUICK_JVM = ("--driver-java-options", "-XX:TieredStopAtLevel=1")
 # Hand-written measurements (levers, top-N, fold-in): the report links to
 # them and never copies them, so BENCHMARKS.md holds only what this script
 # measured and can be rewritten from results.json at any time.
@@ -223,15 +214,14 @@ def export_csv(parquet_dir: Path, target: Path) -> None:
 # --- the two pipelines ---
 
 
-def project_command(ingested: Path, out: Path, ratings: int) -> list[str]:
-    """The project's run: ``./spark-submit.sh [C1-only JVM below QUICK_JVM_RATINGS] jobs/train_als.py ...``."""
-    jvm = list(QUICK_JVM) if ratings < QUICK_JVM_RATINGS else []
-    return ["./spark-submit.sh", *jvm, "jobs/train_als.py", "--config", str(BENCH_CONFIG), "--ingested", str(ingested),
+def project_command(ingested: Path, out: Path) -> list[str]:
+    """The project's run (spark-submit.sh picks the JIT for the data's size: movierec_spark/launch.py)."""
+    return ["./spark-submit.sh", "jobs/train_als.py", "--config", str(BENCH_CONFIG), "--ingested", str(ingested),
             "--rank", str(RANK), "--max-iter", str(MAX_ITER), "--reg-param", str(REG_PARAM), "--output", str(out)]  # fmt: skip
 
 
-def run_project(ingested: Path, out: Path, log: Path, ratings: int) -> dict:
-    cmd = project_command(ingested, out, ratings)
+def run_project(ingested: Path, out: Path, log: Path) -> dict:
+    cmd = project_command(ingested, out)
     measured = timed(cmd, log)
     metrics = json.loads((out / "metrics.json").read_text())
     models = metrics.get("models", {})
@@ -339,8 +329,8 @@ def write_report(results: dict, target: Path, command: str) -> str:
         " shared, and figures taken at a load above its core count are slowed by other work.",
         "",
         f"ALS rank {RANK}, {MAX_ITER} iterations, regParam {REG_PARAM}; medians over the runs. *project* is "
-        "`jobs/train_als.py` from the ingested Parquet tables (below 2M ratings with the C1-only JIT, "
-        "`--driver-java-options -XX:TieredStopAtLevel=1`); *plain* is `bench/plain_als.py` (Spark's ALS "
+        "`jobs/train_als.py` from the ingested Parquet tables (up to 2M ratings spark-submit.sh gives it the C1-only "
+        "JIT, `-XX:TieredStopAtLevel=1`, as every short local run: movierec_spark/launch.py); *plain* is `bench/plain_als.py` (Spark's ALS "
         "example, Spark's default configuration, ratings parsed from text). Peak memory is the resident size "
         "of the JVM (driver and executors share it in local mode) and of all Python processes together; "
         "*CPU s* is the CPU time of the whole process tree (2 cores: a quiet machine's wall time is at least half of it).",
@@ -475,7 +465,7 @@ def main(argv=None) -> int:
                         continue
                     result = run_main(SHARED / name, out, log)
                 elif pipeline == "project":
-                    result = run_project(ingested, out, log, SIZES[name][1])
+                    result = run_project(ingested, out, log)
                 else:
                     result = run_plain(text, out, log, driver_memory())
                 results[name][pipeline].append({**result, "load": load})

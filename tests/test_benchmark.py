@@ -15,16 +15,12 @@ def _benchmark():
     return module
 
 
-def test_short_runs_use_the_c1_only_jvm_and_long_ones_the_default():
+def test_the_project_run_is_the_bench_config_over_the_ingested_tables():
     bench = _benchmark()
-    small = bench.project_command(Path("in"), Path("out"), bench.SIZES["ml-latest-small"][1])
-    large = bench.project_command(Path("in"), Path("out"), bench.SIZES["25m"][1])
-    # spark-submit options go before the job; the rest is the same command.
-    job = small.index("jobs/train_als.py")
-    assert small[1:job] == ["--driver-java-options", "-XX:TieredStopAtLevel=1"]
-    assert large[1] == "jobs/train_als.py" and "-XX:TieredStopAtLevel=1" not in large
-    assert small[job:] == large[1:] and small[0] == large[0] == "./spark-submit.sh"
-    assert bench.project_command(Path("in"), Path("out"), bench.QUICK_JVM_RATINGS)[1] == "jobs/train_als.py"
+    command = bench.project_command(Path("in"), Path("out"))
+    assert command[:2] == ["./spark-submit.sh", "jobs/train_als.py"]
+    assert command[command.index("--config") + 1] == str(bench.BENCH_CONFIG)
+    assert command[command.index("--ingested") + 1] == "in" and command[-2:] == ["--output", "out"]
 
 
 def _runs(wall: float, fit: float, rmse: float) -> list[dict]:

@@ -141,11 +141,22 @@ def top_n_for_all_users(cfg: Config, model, train: DataFrame, rows: int | None =
 
 @dataclass
 class RunResult:
-    """What :func:`run` printed from: the metrics, the custom users' top-N table (or None), the output folder."""
+    """What a run produced: the metrics, the custom users' top-N table (or None), the output folder."""
 
     metrics: dict[str, Any]
     recommendations: Any
     output: Path
+
+    def report(self) -> str:
+        """The console's view: the custom users' top-N tables, then the metrics table."""
+        from movierec_spark.evaluation.protocol import format_table
+        from movierec_spark.serving.tables import format_top_n
+
+        m = self.metrics
+        lines = [] if self.recommendations is None else ["", format_top_n(self.recommendations)]
+        lines += [f"\nTest metrics ({m['counts']['test_rows']} ratings, K={m['k']}), written to {self.output}:",
+                  format_table(m["models"], m["k"])]
+        return "\n".join(lines)
 
 
 def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult:

@@ -37,12 +37,7 @@ def validate(cfg: Config) -> None:
 
 
 def run(spark, cfg: Config) -> int:
-    from movierec_spark.evaluation.protocol import format_table
-
-    result = pipeline.run(spark, cfg, pipeline.COMPARE)
-    metrics = result.metrics
-    print(f"\nTest metrics ({metrics['counts']['test_rows']} ratings, K={metrics['k']}), written to {result.output}:")
-    print(format_table(metrics["models"], metrics["k"]))
+    print(pipeline.run(spark, cfg, pipeline.COMPARE).report())
     return cli.EXIT_OK
 
 

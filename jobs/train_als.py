@@ -48,16 +48,7 @@ def validate(cfg: Config) -> None:
 
 
 def run(spark, cfg: Config) -> int:
-    from movierec_spark.evaluation.protocol import format_table
-    from movierec_spark.serving.tables import format_top_n
-
-    result = pipeline.run(spark, cfg, pipeline.TRAIN)
-    if result.recommendations is not None:
-        print()
-        print(format_top_n(result.recommendations))
-    metrics = result.metrics
-    print(f"\nTest metrics ({metrics['counts']['test_rows']} ratings, K={metrics['k']}), written to {result.output}:")
-    print(format_table(metrics["models"], metrics["k"]))
+    print(pipeline.run(spark, cfg, pipeline.TRAIN).report())
     return cli.EXIT_OK
 
 

@@ -94,7 +94,7 @@ def read_custom_users(cfg: Config, catalog: DataFrame, scale):
 
 
 def recommend_for_custom_users(spark, cfg: Config, fitter: R.ModelFitter, model, catalog, custom_ratings, index, train):
-    """Top-N table of the custom users (pandas), their first user id, and ``model``'s movie table.
+    """Top-N table of the custom users (pandas), their ratings and the movies matched, and ``model``'s movie table.
 
     ``[recommend] method``: ``foldin`` solves each custom user against the
     fitted model's fixed movies; ``retrain`` refits the model on the
@@ -103,12 +103,14 @@ def recommend_for_custom_users(spark, cfg: Config, fitter: R.ModelFitter, model,
     ``None`` after ``retrain``, which collects the refitted model's instead.
     """
     from movierec_spark.models import fit
+    from movierec_spark.serving import custom
     from movierec_spark.serving.personal import METHOD_RETRAIN, CustomRecommender, RecommendSettings
 
     settings = RecommendSettings.from_config(cfg.get("recommend", {}))
     recommender = CustomRecommender(spark, model, catalog, settings, _index=index)
     first_id = recommender.next_user_id()
     rated = recommender.ratings_frame(custom_ratings, first_id)
+    resolved = custom.resolved_table(custom_ratings, first_id)
     if settings.method == METHOD_RETRAIN:
         if model.als is not None:
             params = fitter.sized(R.als_params(cfg))
@@ -119,9 +121,9 @@ def recommend_for_custom_users(spark, cfg: Config, fitter: R.ModelFitter, model,
         retrained = recommender.retrained(custom_df, refit, train)
         movies = recommender.collect_movie_table(retrained)
         users = recommender.collect_user_terms(retrained, custom_df)
-        return recommender.top_n(rated, users, movies, model=retrained), first_id, None
+        return recommender.top_n(rated, users, movies, model=retrained), resolved, None
     movies = recommender.collect_movie_table()
-    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), first_id, movies
+    return recommender.top_n(rated, recommender.fold_in(rated, movies), movies), resolved, movies
 
 
 def top_n_for_all_users(cfg: Config, model, train: DataFrame, rows: int | None = None) -> DataFrame:
@@ -141,11 +143,22 @@ def top_n_for_all_users(cfg: Config, model, train: DataFrame, rows: int | None =
 
 @dataclass
 class RunResult:
-    """What :func:`run` printed from: the metrics, the custom users' top-N table (or None), the output folder."""
+    """What a run produced: the metrics, the custom users' top-N table (or None), the output folder."""
 
     metrics: dict[str, Any]
     recommendations: Any
     output: Path
+
+    def report(self) -> str:
+        """The console's view: the custom users' top-N tables, then the metrics table."""
+        from movierec_spark.evaluation.protocol import format_table
+        from movierec_spark.serving.tables import format_top_n
+
+        m = self.metrics
+        lines = [] if self.recommendations is None else ["", format_top_n(self.recommendations)]
+        lines += [f"\nTest metrics ({m['counts']['test_rows']} ratings, K={m['k']}), written to {self.output}:",
+                  format_table(m["models"], m["k"])]
+        return "\n".join(lines)
 
 
 def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult:
@@ -194,13 +207,10 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
             if outputs.recommend and recommender is None:
                 log.warning("no als or bias model among the models: no recommendations and no saved model/")
             if recommender is not None and custom_ratings:
-                from movierec_spark.serving import custom
-
                 with timer.stage("recommend"):
-                    recs_table, first_id, collected_movies = recommend_for_custom_users(
+                    recs_table, resolved, collected_movies = recommend_for_custom_users(
                         spark, cfg, fitter, recommender, catalog, custom_ratings, title_index, split.train
                     )
-                    resolved = custom.resolved_table(custom_ratings, first_id)
             if recommender is not None and cfg.get("recommend", {}).get("all_users", False):
                 with timer.stage("top-n all users"):
                     all_top = top_n_for_all_users(cfg, recommender, split.train, split.counts["train_rows"])
@@ -222,16 +232,7 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
                 if outputs.rankings:
                     write_rankings(staging / "rankings", rankings)
                     io.write_csv(staging / "metrics.csv", P.metrics_table(results, k))
-                if sample is not None:
-                    io.write_csv(staging / "predictions_sample.csv", sample)
-                if all_top is not None:
-                    io.write_table(all_top, staging / "top_n_all")
-                if recs_table is not None:
-                    from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, to_arrow
-
-                    io.write_table(to_arrow(recs_table, TOP_N_SCHEMA), staging / "recommendations")
-                    io.write_csv(staging / "recommendations.csv", for_csv(recs_table))
-                    io.write_csv(staging / "custom_ratings.csv", resolved)
+                write_tables(staging, sample, all_top, recs_table, resolved)
                 metrics["stages"] = dict(timer.seconds)
                 metrics["wall_seconds"] = time.perf_counter() - started
                 io.write_json(staging / "metrics.json", metrics)
@@ -289,6 +290,20 @@ def save_models(staging: Path, models: dict[str, Any], recommender, catalog: Dat
     for name, model in models.items():
         if model is not recommender:
             model.save(staging / "models" / name, saved)
+
+
+def write_tables(staging: Path, sample, all_top, recs_table, resolved) -> None:
+    """The tables a run writes besides its models, where it made them (None: not made)."""
+    if sample is not None:
+        io.write_csv(staging / "predictions_sample.csv", sample)
+    if all_top is not None:
+        io.write_table(all_top, staging / "top_n_all")
+    if recs_table is not None:
+        from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, to_arrow
+
+        io.write_table(to_arrow(recs_table, TOP_N_SCHEMA), staging / "recommendations")
+        io.write_csv(staging / "recommendations.csv", for_csv(recs_table))
+        io.write_csv(staging / "custom_ratings.csv", resolved)
 
 
 def write_rankings(folder: Path, rankings: dict[str, Any]) -> None:

@@ -58,7 +58,7 @@ fi
 
 # --- Spark: $SPARK_HOME if set, else the PySpark installed for $PY (its
 # package folder holds bin/spark-submit and jars/). Located without importing
-# it: importing pyspark (py4j and all) costs 0.3-0.5 s of every job's start.
+# it: importing pyspark (py4j and all) would add to every job's start.
 if [[ -z "${SPARK_HOME:-}" ]]; then
   if ! SPARK_HOME="$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("pyspark").origin))' 2>/dev/null)"; then
     die "PySpark not found for $PY; set up the environment: python3 -m venv .venv && .venv/bin/pip install -e ."

@@ -26,9 +26,8 @@ Why the movies table is collected rather than joined in Spark: it is small
 next to the ratings (ml-latest-small: 9,742 movies for 100,836 ratings; the
 largest releases list under a hundred thousand movies, a few MB of id,
 title, year and count), suggestions need difflib, and one index serves many
-look-ups (a job's file, every keystroke of the notebook's search). Building
-it from ml-latest-small's movies took 0.24 s here. The ratings table is
-never collected. Input rows: ``movie_id``, ``title``, ``year`` and, optionally,
+look-ups (a job's file, every keystroke of the notebook's search). The
+ratings table is never collected. Input rows: ``movie_id``, ``title``, ``year`` and, optionally,
 ``num_ratings`` (orders suggestions and search hits by popularity).
 """
 

@@ -125,9 +125,7 @@ def random_split(
     samples it with a generator seeded by ``seed`` plus the partition's
     index, one draw per row in sorted order, keeping the draws in
     ``[lower, upper)`` of the half's share; ``rand(seed)`` over the same
-    sorted partitions makes the same draws. At ml-25m the split with its
-    caches and cold-start counts took 22.4 s against 24.2 s (medians of 4,
-    bench/NOTES.md).
+    sorted partitions makes the same draws (the timings: bench/NOTES.md).
 
     Examples
     --------

@@ -1,13 +1,13 @@
 """Explicit ALS solved in the driver process: MLlib's equations, a compiled kernel, no shuffle.
 
 MLlib's ALS is built for factor matrices too big for one machine: every
-half-iteration shuffles factor blocks between its user and item blocks
-(bench/NOTES.md: 53-60 s for rank 10 x 10 iterations on 20M ratings on two
-cores, however it is tuned). At MovieLens sizes the whole problem fits one
+half-iteration shuffles factor blocks between its user and item blocks,
+which dominates the fit on one machine however it is tuned (timings:
+docs/performance.md). At MovieLens sizes the whole problem fits one
 process: ml-25m's 20M training ratings are 240 MB as int32 ids and float32
 values, its factors 9 MB at rank 10. Solved there by a compiled loop (the
-design of single-machine libraries such as LensKit) the same fit takes
-seconds.
+design of single-machine libraries such as LensKit) the same fit runs
+without a shuffle.
 
 :func:`fit_explicit` solves the problem ``pyspark.ml.recommendation.ALS``
 solves with ``implicitPrefs=False, nonnegative=False``: alternately for every

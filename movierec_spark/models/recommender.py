@@ -28,8 +28,7 @@ Saved layout (``save``/``load``)::
 ``load(spark, DIR, factors_only=True)`` reads those two tables directly
 (:class:`SavedFactors`) instead of through ``ALSModel.load``: loading then
 runs no Spark job, where ``ALSModel.load`` runs three (a one-task job for
-its metadata file and a Parquet footer read for each table, ~3 s on a cold
-JVM). Scoring, fold-in, top-N and similar movies only read the factor
+its metadata file and a Parquet footer read for each table). Scoring, fold-in, top-N and similar movies only read the factor
 tables, so ``jobs/recommend.py`` and ``jobs/similar.py`` load that way; a
 model loaded so cannot be saved again (load it whole for that).
 """

@@ -93,18 +93,25 @@ def config_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[s
     return {**filled, **own}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the flags' help (a config key's is in its own text); the description and epilog as written."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with the flags every job has (``--config``, ``--verbose``)."""
     parser = _OneLineErrors(
         prog=prog,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file overriding conf/movierec.toml (e.g. tune_als.py's best_params.toml)",
+        help="TOML file overriding conf/movierec.toml (e.g. the best.toml tune_als.py writes)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and stack traces")
     return parser
@@ -121,8 +128,18 @@ def add_flag(parser: argparse.ArgumentParser | Any, flag: str, key: str, **kwarg
         raise ValueError(f"config key {key!r} must be 'section.name'")
     kwargs.setdefault("metavar", name.upper())
     help_text = kwargs.pop("help", "")
-    kwargs["help"] = f"{help_text} (config: [{section}] {name})".strip()
+    shipped = _shipped_default(section, name)
+    shown = "" if shipped in (None, "", []) else f", shipped {shipped!r}".replace("%", "%%")
+    kwargs["help"] = f"{help_text} (config: [{section}] {name}{shown})".strip()
     parser.add_argument(flag, dest=key, default=None, **kwargs)
+
+
+def _shipped_default(section: str, name: str) -> Any:
+    """The default of config key ``[section] name`` (movierec_spark.settings), None when it has none."""
+    from movierec_spark.settings import SECTIONS
+
+    field = SECTIONS[section].model_fields.get(name) if section in SECTIONS else None
+    return None if field is None else field.default
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -292,8 +309,17 @@ def _model_list(text: str) -> list[str]:
 
 
 def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
-    """``--models`` (``[<section>] models``), ``--seed`` and the settings of the biases and both ALS models."""
-    from movierec_spark.models.registry import MODEL_NAMES
+    """``--models`` (``[<section>] models``), ``--seed`` and the settings of the biases and both ALS models.
+
+    The help ends with every registered model, what it is and its config section.
+    """
+    from movierec_spark.models.registry import MODEL_NAMES, REGISTRY
+
+    width = max(len(name) for name in REGISTRY)
+    parser.epilog = "models (--models):\n" + "\n".join(
+        f"  {spec.name.ljust(width)}  {spec.summary}" + (f" [{spec.section}]" if spec.section else "")
+        for spec in REGISTRY.values()
+    )
 
     model = parser.add_argument_group("models")
     add_seed_flag(model)

@@ -140,28 +140,43 @@ if [[ -z "$master" || "$master" == local* ]]; then
 fi
 
 # --- Package the library for executors (and the driver on a cluster).
+# The zip is named by its content: a job still running from an older
+# package keeps reading its own file while a newer run packages changed
+# code (zipimport reads a replaced file's entries at the old offsets), and
+# an unchanged package keeps its file and modification time, to which numba
+# keys its on-disk cache of compiled kernels (models/driver_als.py).
 build_dir="$ROOT/build"
 mkdir -p "$build_dir"
-package="$build_dir/movierec_spark.zip"
-# An unchanged package keeps the zip file (and its modification time): numba
-# keys its on-disk cache of compiled kernels (driver_als.py) to it, so a
-# rewritten zip would cost every run the compilation again (about 2 s).
-"$PY" - "$ROOT" "$package" <<'PYEOF'
-import filecmp, os, sys, zipfile
-root, target = sys.argv[1], sys.argv[2]
-tmp = f"{target}.{os.getpid()}.tmp"
-with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+package="$("$PY" - "$ROOT" "$build_dir" <<'PYEOF'
+import hashlib, io, os, sys, time, zipfile
+root, build = sys.argv[1], sys.argv[2]
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
     for folder, dirs, files in os.walk(os.path.join(root, "movierec_spark")):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
-                zf.write(path, os.path.relpath(path, root))
-if os.path.exists(target) and filecmp.cmp(tmp, target, shallow=False):
-    os.remove(tmp)
-else:
+                info = zipfile.ZipInfo(os.path.relpath(path, root), date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(path, "rb") as fh:
+                    zf.writestr(info, fh.read())
+data = buffer.getvalue()
+target = os.path.join(build, f"movierec_spark-{hashlib.sha256(data).hexdigest()[:12]}.zip")
+if not os.path.exists(target):
+    tmp = f"{target}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
     os.replace(tmp, target)
+# Packages of older code, unused for a week, go.
+for name in os.listdir(build):
+    path = os.path.join(build, name)
+    if name.startswith("movierec_spark") and name.endswith(".zip") and path != target:
+        if time.time() - os.path.getmtime(path) > 7 * 86400:
+            os.remove(path)
+print(target)
 PYEOF
+)"
 py_files="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
 

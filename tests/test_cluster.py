@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -231,12 +232,12 @@ def test_executors_import_the_library_from_the_shipped_zip(spark_cluster, tmp_pa
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["master"] == spark_cluster.master_url
     # The driver and every task import the --py-files zip, never the source tree.
-    assert "movierec_spark.zip" in report["driver"]
+    assert re.search(r"movierec_spark-[0-9a-f]{12}\.zip", report["driver"]), report["driver"]
     assert not report["driver"].startswith(str(ROOT / "movierec_spark"))
     work_dirs = {str(spark_cluster.base / f"work{i}") for i in range(spark_cluster.workers)}
     used = set()
     for module_file, cwd, python, column in report["tasks"]:
-        assert module_file.endswith("movierec_spark.zip/movierec_spark/__init__.py"), module_file
+        assert re.search(r"movierec_spark-[0-9a-f]{12}\.zip/movierec_spark/__init__\.py$", module_file), module_file
         assert not module_file.startswith(str(ROOT)), module_file
         assert column == "user_id"
         used.update(d for d in work_dirs if cwd.startswith(d))

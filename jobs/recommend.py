@@ -12,12 +12,15 @@ bias and factors solved against the fixed movies, see
 
     top_n/                Parquet: user, user_id, rank, movie_id, title, year,
                           genres, prediction, num_ratings, match,
-                          because_you_liked, because_movie_id, similarity
+                          because_you_liked, because_movie_id, similarity, basis
     top_n.csv             the same, genres as Action|Drama
     custom_ratings.csv    each input line and the movie it was matched to
     report.json           model, file, settings, users, wall time per stage
 
-and prints the tables.
+and prints the tables. A local model folder with its movie table and a file
+of at most ``LOCAL_MAX_USERS`` people is served without Spark (no JVM, no
+session: ``movierec_spark.serving.local``, the same path as the
+``movierec-recommend`` command); anything else runs on Spark as below.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
-from movierec_spark import MovieRecError, cli
+from movierec_spark import cli
 from movierec_spark.config import Config
+from movierec_spark.serving import command
 
 log = logging.getLogger("jobs.recommend")
 
@@ -36,38 +39,20 @@ PROG = "recommend"
 
 
 def build_parser():
-    parser = cli.make_parser(PROG, __doc__.split("\n\n")[0])
-    cli.add_flag(parser, "--model", "recommend.model", metavar="DIR",
-                 help="model folder train_als.py wrote (its OUTPUT/model)")
-    cli.add_flag(parser, "--custom-ratings", "recommend.custom_ratings_file", metavar="FILE",
-                 help="CSV with columns user,movie,rating; movie is an id or a title")
-    cli.add_flag(parser, "--output", "recommend.output", metavar="DIR", help="output folder")
-    cli.add_flag(parser, "--top-n", "recommend.top_n", type=cli.whole_number, help="movies per user")
-    cli.add_flag(parser, "--min-ratings", "recommend.min_ratings", type=cli.whole_number,
-                 help="fewest ratings a recommended movie must have")
-    cli.add_flag(parser, "--liked-rating", "recommend.liked_rating", type=cli.number,
-                 help="lowest rating that counts as liked ('because you liked', taste match)")
-    cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.number,
-                 help="ranking score = predicted rating + this * genre/decade match; 0: predicted rating only")
-    cli.add_data_flags(parser)
-    return parser
+    return command.recommend_parser(PROG, __doc__.split("\n\n")[0])
 
 
-def validate(cfg: Config) -> None:
-    """What the settings cannot know: the model and the ratings file exist, the output can be written."""
-    from movierec_spark.serving.personal import check_model_dir
+validate = command.validate
 
-    section = cfg.get("recommend", {})
-    check_model_dir(section.get("model"))
-    ratings = section.get("custom_ratings_file")
-    if not ratings:
-        raise MovieRecError("no custom ratings: pass --custom-ratings FILE (columns user,movie,rating)")
-    if not Path(ratings).expanduser().is_file():
-        raise MovieRecError(f"custom ratings file {ratings} does not exist")
-    if not section.get("output"):
-        raise MovieRecError("no output folder: pass --output DIR")
-    from movierec_spark import io
-    io.check_job_paths(cfg.get("data"), section["output"])
+
+def run_local(cfg: Config) -> int | None:
+    """The run without Spark, when the model folder and the number of people allow it; else None."""
+    from movierec_spark.serving.local import serves_locally
+
+    section = cfg["recommend"]
+    if not serves_locally(section["model"], command.count_people(section["custom_ratings_file"])):
+        return None
+    return command.run(cfg)
 
 
 def run(spark, cfg: Config) -> int:
@@ -75,7 +60,7 @@ def run(spark, cfg: Config) -> int:
     from movierec_spark.serving import custom
     from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.progress import StageTimer
-    from movierec_spark.serving.tables import TOP_N_SCHEMA, for_csv, format_top_n, to_arrow
+    from movierec_spark.serving.tables import format_top_n
 
     started = time.perf_counter()
     section = cfg["recommend"]
@@ -101,29 +86,25 @@ def run(spark, cfg: Config) -> int:
         log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
         frame = recommender.top_n(rated, users, movies)
-        table = to_arrow(frame, TOP_N_SCHEMA)
-    with timer.stage("write"), io.staged_table(output, "top_n", table, for_csv(frame)) as staging:
-        io.write_csv(staging / "custom_ratings.csv", custom.resolved_table(ratings, first_id))
-        io.write_json(
-            staging / "report.json",
-            {
-                "model": str(model_dir),
-                "custom_ratings_file": str(section["custom_ratings_file"]),
-                "method": "foldin",
-                "users": ids,
-                "ratings": len(ratings),
-                "rows": len(frame),
-                "settings": settings.model_dump(exclude={"model", "output", "custom_ratings_file", "all_users"}),
-                "stages": dict(timer.seconds),
-                "wall_seconds": time.perf_counter() - started,
-            },
-        )
+    with timer.stage("write"):
+        command.publish_top_n(output, frame, ratings, first_id, {
+            "model": str(model_dir),
+            "custom_ratings_file": str(section["custom_ratings_file"]),
+            "method": "foldin",
+            "served": "spark",
+            "users": ids,
+            "ratings": len(ratings),
+            "rows": len(frame),
+            "settings": command.report_settings(settings),
+            "stages": dict(timer.seconds),
+            "wall_seconds": time.perf_counter() - started,
+        })
     cli.print_result(format_top_n(frame), output)
     return cli.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_job(PROG, build_parser(), run, argv, validate)
+    return cli.run_job(PROG, build_parser(), run, argv, validate, run_local)
 
 
 if __name__ == "__main__":

@@ -32,15 +32,16 @@ before the output is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from movierec_spark import columns as C
-from movierec_spark.models.factors import FEATURES, item_factors
-from movierec_spark.models.recommender import ITEM_BIAS
+from movierec_spark.columns import FEATURES, ITEM_BIAS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 ITEM_FEATURES = "_item_features"
 
@@ -88,6 +89,10 @@ def movie_table_frame(model, movies: DataFrame) -> DataFrame:
     ``movies`` must hold one row per ``movie_id``; movies the model does not
     know get bias 0 and no factors, as the model scores them.
     """
+    from pyspark.sql import functions as F
+
+    from movierec_spark.models.factors import item_factors
+
     table = movies.join(model.item_bias.select(C.MOVIE_ID, F.col(ITEM_BIAS)), on=C.MOVIE_ID, how="left")
     if getattr(model, "als", None) is not None:
         table = table.join(item_factors(model).withColumnRenamed(FEATURES, ITEM_FEATURES), on=C.MOVIE_ID, how="left")

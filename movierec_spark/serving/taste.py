@@ -31,13 +31,14 @@ add ``content_weight * match`` to the ranking score only.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
 
 from movierec_spark import columns as C
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
 
 FEATURES = "_content_features"
 MATCH = "match"
@@ -45,6 +46,8 @@ MATCH = "match"
 
 def content_features() -> Column:
     """A movie's genres plus ``"decade 1950"`` (no decade without a year), from ``genres`` and ``year``."""
+    from pyspark.sql import functions as F
+
     genres = F.coalesce(F.col(C.GENRES), F.array().cast("array<string>"))
     decade = F.concat(F.lit("decade "), (F.floor(F.col(C.YEAR) / 10) * 10).cast("int").cast("string"))
     return F.when(F.col(C.YEAR).isNull(), genres).otherwise(F.array_union(genres, F.array(decade)))

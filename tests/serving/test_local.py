@@ -161,3 +161,23 @@ def test_the_command_runs_with_pyspark_unimportable_and_no_java(tmp_path, model_
     assert written.num_rows == 3
     report = json.loads((out / "report.json").read_text())
     assert report["served"] == "local" and report["users"] == {"me": 2}
+
+
+def test_jobs_leave_many_people_and_a_folder_without_movie_table_to_spark(tmp_path, model_dir, monkeypatch):
+    import shutil
+
+    from jobs import recommend, similar
+    from movierec_spark import cli
+    from movierec_spark.serving import local
+
+    ratings = tmp_path / "many.csv"
+    ratings.write_text("user,movie,rating\nann,10,5\nbob,20,4\n")
+    argv = ["--model", str(model_dir), "--custom-ratings", str(ratings), "--output", str(tmp_path / "out")]
+    cfg = cli.build_config(recommend.build_parser().parse_args(argv))
+    monkeypatch.setattr(local, "LOCAL_MAX_USERS", 1)
+    assert recommend.run_local(cfg) is None
+    older = tmp_path / "older"
+    shutil.copytree(model_dir, older)
+    shutil.rmtree(older / "movie_table")
+    cfg = cli.build_config(similar.build_parser().parse_args(["--model", str(older), "--movie", "10"]))
+    assert similar.run_local(cfg) is None

@@ -31,8 +31,8 @@ before the output is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,16 @@ class MovieTable:
     item_bias: np.ndarray  # float64
     factors: np.ndarray  # (movies, rank) float64; rank 0 without factors; zero rows where has_factors is False
     has_factors: np.ndarray  # bool
+    # What the per-person functions derive from the table alone (e.g. the
+    # taste feature counts), computed on first use and kept: a served model
+    # answers many people from one table.
+    _derived: dict = field(default_factory=dict, repr=False)
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per table and ``key``; the table's arrays must not change after."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "MovieTable":

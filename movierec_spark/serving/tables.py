@@ -61,8 +61,8 @@ from movierec_spark.columns import FEATURES as USER_FEATURES
 from movierec_spark.columns import USER_BIAS
 from movierec_spark.serving.movie_table import MovieTable
 from movierec_spark.serving.similar import most_similar, unit_factors
-from movierec_spark.serving.taste import FEATURES, MATCH, taste_match
-from movierec_spark.serving.topn_all import candidate_matrix, rank_block
+from movierec_spark.serving.taste import FEATURES, MATCH, feature_counts, taste_match
+from movierec_spark.serving.topn_all import candidate_matrix, rank_block, single_precision
 
 # How a list was made (the ``basis`` column): from the person's folded-in
 # ratings, or, when they gave none the model can use, the most-liked movies.
@@ -126,7 +126,7 @@ def _because_you_liked(movies: MovieTable, user_rows: np.ndarray, picked: np.nda
     """
     because = np.full(len(picked), -1, dtype=np.int64)
     similarity = np.full(len(picked), np.nan)
-    units = unit_factors(movies)
+    units = movies.derived("unit factors", lambda: unit_factors(movies))
     for user, rows in enumerate(liked):
         mine = np.flatnonzero(user_rows == user)
         if len(mine) and len(rows):
@@ -134,6 +134,25 @@ def _because_you_liked(movies: MovieTable, user_rows: np.ndarray, picked: np.nda
             because[mine[query]] = rows[candidate]
             similarity[mine[query]] = cosine
     return because, similarity
+
+
+def _candidates(movies: MovieTable, min_ratings: int):
+    """What ranking against the movies with ``min_ratings`` ratings needs, kept with the table.
+
+    ``(rows, ids, [q_i, b_i] transposed, its single-precision form, their taste feature counts and lengths)``.
+    """
+    def compute():
+        rows = np.flatnonzero(movies.frame[C.NUM_RATINGS].to_numpy() >= int(min_ratings))
+        item_ids, item_t = candidate_matrix(movies)
+        chosen_t = np.ascontiguousarray(item_t[:, rows])
+        counts = _taste_counts(movies)[rows]
+        return rows, item_ids[rows], chosen_t, single_precision(chosen_t), (counts, np.sqrt(counts.sum(axis=1)))
+
+    return movies.derived(("candidates", int(min_ratings)), compute)
+
+
+def _taste_counts(movies: MovieTable) -> np.ndarray:
+    return movies.derived("taste counts", lambda: feature_counts(list(movies.frame[FEATURES])))
 
 
 def _popular_users(model, movies: MovieTable, seen: Sequence[np.ndarray], ratings: Sequence[np.ndarray]) -> np.ndarray:
@@ -196,9 +215,8 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
         mine = by_user[u]
         rows = movies.positions(mine.loc[mine[C.RATING] >= float(liked_rating), C.MOVIE_ID])
         liked.append(np.unique(rows[rows >= 0]))
-    candidates = np.flatnonzero(movies.frame[C.NUM_RATINGS].to_numpy() >= int(min_ratings))
-    match = taste_match(list(movies.frame[FEATURES]), liked, candidates)
-    item_ids, item_t = candidate_matrix(movies)
+    candidates, candidate_ids, candidate_t, prepared, scored = _candidates(movies, min_ratings)
+    match = taste_match(None, liked, candidates, counts=_taste_counts(movies), scored=scored)
     clip = (float(model.scale.low), float(model.scale.high)) if model.clips else None
     factors = [None if not isinstance(f, (list, np.ndarray)) else f for f in terms[USER_FEATURES]]
     bias = terms[USER_BIAS].fillna(0.0).to_numpy(dtype=np.float64)
@@ -207,9 +225,8 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
         bias[user], factors[user] = 0.0, None
         seen[user] = np.concatenate([seen[user], _outside_genres(movies, candidates, liked[user], n)])
     rows, cols, ranks, prediction = rank_block(
-        bias, factors, seen,
-        item_ids[candidates], item_t[:, candidates], n, float(model.global_mean), clip,
-        boost=float(content_weight) * match if content_weight else None,
+        bias, factors, seen, candidate_ids, candidate_t, n, float(model.global_mean), clip,
+        boost=float(content_weight) * match if content_weight else None, prepared=prepared,
     )
     picked = candidates[cols]
     if model.has_factors:

@@ -301,7 +301,7 @@ def _rank_users(user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n
 
 
 def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, item_t: np.ndarray, n: int,
-               global_mean: float, clip, boost: np.ndarray | None = None):
+               global_mean: float, clip, boost: np.ndarray | None = None, prepared=None):
     """Each user's ``n`` best unseen candidates: ``(row, column, rank, prediction)`` arrays.
 
     One row per user: ``user_bias``, ``user_factors`` (a vector, or None for
@@ -311,7 +311,8 @@ def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, 
     ``mean + b_u`` left out) plus ``boost`` (users x candidates, e.g. the
     taste match, :mod:`movierec_spark.serving.taste`) when given; ties go to the
     smaller movie id. ``prediction`` is ``mean + b_u + b_i + p_u . q_i``,
-    clipped to ``clip`` (``(low, high)`` or None).
+    clipped to ``clip`` (``(low, high)`` or None). ``prepared``:
+    :func:`single_precision` of ``item_t``, for a caller that keeps it.
     """
     rank = item_t.shape[0] - 1
     user_aug = np.zeros((len(user_bias), rank + 1), dtype=np.float64)
@@ -324,7 +325,7 @@ def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, 
     seen_rows = np.repeat(np.arange(len(lists)), [len(s) for s in lists])
     seen_movies = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
     return _rank_users(np.asarray(user_bias, dtype=np.float64), user_aug, seen_rows, seen_movies,
-                       item_ids, item_t, n, global_mean, clip, boost)
+                       item_ids, item_t, n, global_mean, clip, boost, prepared)
 
 
 def _block_arrays(block, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -67,6 +67,8 @@ from movierec_spark.serving.topn_all import candidate_matrix, rank_block, single
 # How a list was made (the ``basis`` column): from the person's folded-in
 # ratings, or, when they gave none the model can use, the most-liked movies.
 BASIS_PERSONAL = "personal"
+# Users ranked together by top_n_table (a file of many people goes in blocks).
+USERS_PER_BLOCK = 256
 BASIS_POPULAR = "popular"
 
 # The tables' types, as Arrow (what a job writes, with or without Spark);
@@ -200,6 +202,16 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
     """
     if n < 1:
         raise ValueError(f"n must be 1 or more, got {n}")
+    everyone = np.union1d(ratings[C.USER_ID].to_numpy(dtype=np.int64), np.fromiter(people or (), dtype=np.int64))
+    if len(everyone) > USERS_PER_BLOCK:
+        # Blocks of users bound the users x movies matrices (scores, taste match) of a large file.
+        blocks = []
+        for start in range(0, len(everyone), USERS_PER_BLOCK):
+            block = everyone[start:start + USERS_PER_BLOCK]
+            mine = ratings[ratings[C.USER_ID].isin(block)]
+            theirs = {u: p for u, p in (people or {}).items() if u in set(block.tolist())}
+            blocks.append(top_n_table(model, movies, mine, users, n, min_ratings, liked_rating, content_weight, theirs))
+        return pd.concat(blocks, ignore_index=True)
     labels = ratings.drop_duplicates(C.USER_ID).set_index(C.USER_ID)[C.USER]
     if people:
         extra = {u: label for u, label in people.items() if u not in labels.index}

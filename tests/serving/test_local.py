@@ -181,3 +181,17 @@ def test_jobs_leave_many_people_and_a_folder_without_movie_table_to_spark(tmp_pa
     shutil.rmtree(older / "movie_table")
     cfg = cli.build_config(similar.build_parser().parse_args(["--model", str(older), "--movie", "10"]))
     assert similar.run_local(cfg) is None
+
+
+def test_many_people_are_ranked_in_blocks_with_the_same_result(model_dir, monkeypatch):
+    import pandas as pd
+
+    from movierec_spark.serving import tables
+
+    rec = _recommender(model_dir)
+    pairs = {"ann": [(10, 5), (20, 1)], "bob": [(30, 4.5), (70, 1)], "cy": [(20, 3)]}
+    ratings = [r for user, mine in pairs.items() for r in rec.ratings_from_pairs(user, mine)]
+    whole = rec.recommend(ratings, user="dot")
+    monkeypatch.setattr(tables, "USERS_PER_BLOCK", 1)
+    pd.testing.assert_frame_equal(rec.recommend(ratings, user="dot"), whole)
+    assert list(whole.groupby("user", sort=False).size().index) == ["ann", "bob", "cy", "dot"]

@@ -38,7 +38,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# As movierec-recommend does (movierec_spark/serving/command.py): one BLAS thread per request.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402 - after the BLAS setting
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the library of this checkout

@@ -19,10 +19,17 @@ and prints the tables. ``pip install -e .`` installs the command.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+# One BLAS thread, set before numpy loads: a person's products are small
+# (1 x rank by rank x movies), and OpenBLAS's threads cost more than they
+# save, most of all on a busy machine (bench/NOTES.md, "Serving without
+# Spark"). OPENBLAS_NUM_THREADS set beforehand wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from movierec_spark import MovieRecError, cli
 from movierec_spark.config import Config

@@ -1,10 +1,14 @@
-"""Recommendations for people who are not in the release: the one entry point.
+"""Recommendations for people who are not in the release, on Spark.
 
-``jobs/recommend.py``, ``jobs/similar.py``, ``jobs/train_als.py`` and the
-notebook all go through :class:`CustomRecommender`: it holds a fitted model
-and its catalog, matches typed titles, checks custom ratings, folds new
-users in (or refits with them), and builds the top-N and similar-movie
-tables (schemas in :mod:`movierec_spark.serving.tables`).
+:class:`CustomRecommender` holds a fitted model (Spark tables) and its
+catalog, matches typed titles, checks custom ratings, folds new users in
+(or refits with them), and builds the top-N and similar-movie tables
+(schemas in :mod:`movierec_spark.serving.tables`). ``jobs/train_als.py``
+uses it, and ``jobs/recommend.py`` / ``jobs/similar.py`` when they run on
+Spark (many people, a remote or older model folder). A person served from
+a saved model folder without Spark goes through
+:class:`movierec_spark.serving.local.LocalRecommender` instead; both run the
+same driver-side functions (title index, fold-in, top-N, similar movies).
 
 Settings come from the ``[recommend]`` config section: ``top_n``,
 ``min_ratings`` (fewest ratings a recommended or similar movie may have),

@@ -195,3 +195,14 @@ def test_many_people_are_ranked_in_blocks_with_the_same_result(model_dir, monkey
     monkeypatch.setattr(tables, "USERS_PER_BLOCK", 1)
     pd.testing.assert_frame_equal(rec.recommend(ratings, user="dot"), whole)
     assert list(whole.groupby("user", sort=False).size().index) == ["ann", "bob", "cy", "dot"]
+
+
+def test_the_console_script_is_the_command_without_spark():
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["movierec-recommend"].partition(":")
+    from movierec_spark.serving import command
+
+    assert getattr(importlib.import_module(module), name) is command.main

@@ -199,7 +199,11 @@ def test_many_people_are_ranked_in_blocks_with_the_same_result(model_dir, monkey
 
 def test_the_console_script_is_the_command_without_spark():
     import importlib
-    import tomllib
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, name = scripts["movierec-recommend"].partition(":")

@@ -18,9 +18,10 @@ bias and factors solved against the fixed movies, see
     report.json           model, file, settings, users, wall time per stage
 
 and prints the tables. A local model folder with its movie table and a file
-of at most ``LOCAL_MAX_USERS`` people is served without Spark (no JVM, no
-session: ``movierec_spark.serving.local``, the same path as the
-``movierec-recommend`` command); anything else runs on Spark as below.
+of at most ``LOCAL_MAX_USERS`` people is served without Spark (no session:
+``movierec_spark.serving.local``, the same path as the ``movierec-recommend``
+command); anything else runs on Spark, where more people than that fold in
+on the executors (``foldin.fold_in``).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def run_local(cfg: Config) -> int | None:
 def run(spark, cfg: Config) -> int:
     from movierec_spark import io
     from movierec_spark.serving import custom
-    from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.progress import StageTimer
+    from movierec_spark.serving import local
+    from movierec_spark.serving.foldin import fold_in
+    from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
     from movierec_spark.serving.tables import format_top_n
 
     started = time.perf_counter()
@@ -82,7 +85,12 @@ def run(spark, cfg: Config) -> int:
         first_id = recommender.next_user_id()
         ids = custom.user_ids(ratings, first_id)
         rated = recommender.ratings_frame(ratings, first_id)
-        users = recommender.fold_in(rated, movies)
+        if len(ids) > local.LOCAL_MAX_USERS:
+            # Thousands of people: one applyInPandas group each, on the executors.
+            custom_df = recommender.custom_frame(ratings, first_id)
+            users = fold_in(recommender.model, custom_df).users.toPandas()
+        else:
+            users = recommender.fold_in(rated, movies)
         log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
         frame = recommender.top_n(rated, users, movies)

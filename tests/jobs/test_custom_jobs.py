@@ -178,3 +178,16 @@ def test_similar_serves_a_local_model_without_spark_like_the_spark_path(spark, t
     assert similar.run(spark, _config(similar, [*argv, "--output", str(tmp_path / "spark")])) == cli.EXIT_OK
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / "similar"),
                                   pd.read_parquet(tmp_path / "spark" / "similar"))
+
+
+def test_many_people_fold_in_on_the_executors_to_the_same_table(spark, tmp_path, model_dir, monkeypatch):
+    from movierec_spark.serving import local
+
+    ratings = str(_ratings_file(tmp_path, GOOD))
+    argv = ["--model", str(model_dir), "--custom-ratings", ratings, "--top-n", "4", "--min-ratings", "10"]
+    assert recommend.run(spark, _config(recommend, [*argv, "--output", str(tmp_path / "driver")])) == cli.EXIT_OK
+    monkeypatch.setattr(local, "LOCAL_MAX_USERS", 1)
+    code, jobs = jobs_while(spark, "many", lambda: recommend.run(
+        spark, _config(recommend, [*argv, "--output", str(tmp_path / "executors")])))
+    assert code == cli.EXIT_OK and jobs  # the grouped fold-in is a Spark job
+    pd.testing.assert_frame_equal(_tables(tmp_path / "executors")[0], _tables(tmp_path / "driver")[0], rtol=1e-9)

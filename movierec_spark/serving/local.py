@@ -1,4 +1,4 @@
-"""Recommendations for a person in milliseconds: a saved model served without Spark.
+"""A person's recommendations at once: a saved model served without Spark.
 
 :class:`LocalRecommender` loads a model folder that ``jobs/train_als.py``
 wrote (``OUTPUT/model``) with pyarrow and numpy only: ``metadata.json``

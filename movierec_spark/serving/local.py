@@ -139,9 +139,9 @@ class LocalRecommender:
 
             settings = RecommendSettings.from_config(load_config().get("recommend", {}))
         model = SavedModel.read(model_dir)
-        FoldInSettings.of(model)  # refuses a model that does not record its objective, before any rating
+        objective = FoldInSettings.of(model)  # refuses a model that does not record it, before any rating
         movies = read_movies(model_dir)
-        gram = read_item_gram(model_dir) if FoldInSettings.of(model).implicit and model.has_factors else None
+        gram = read_item_gram(model_dir) if objective.implicit and model.has_factors else None
         return cls(model, movies, settings, gram)
 
     # --- movies ---

@@ -210,3 +210,30 @@ def test_the_console_script_is_the_command_without_spark():
     from movierec_spark.serving import command
 
     assert getattr(importlib.import_module(module), name) is command.main
+
+
+def test_an_implicit_model_folds_in_against_the_gram_of_all_its_item_factors(tmp_path, model_dir):
+    import shutil
+
+    from movierec_spark.serving.foldin import FoldInSettings, solve_user
+
+    folder = tmp_path / "implicit"
+    shutil.copytree(model_dir, folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta.update(kind="implicit", params={"model": "implicit", "reg_param": 0.1, "alpha": 2.0, "confidence": "binary"})
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    items = folder / "als" / "itemFactors"
+    items.mkdir(parents=True)
+    ids = sorted(ITEM_FACTORS)
+    pq.write_table(pa.table({"id": pa.array(ids, pa.int32()),
+                             "features": pa.array([ITEM_FACTORS[i] for i in ids], pa.list_(pa.float32()))}),
+                   items / "part-00000.parquet")
+    rec = _recommender(folder)
+    q = np.array([ITEM_FACTORS[i] for i in ids])
+    np.testing.assert_allclose(rec.gram, q.T @ q)
+    rated = rec.ratings_frame(rec.ratings_from_pairs("imp", [(10, 5), (40, 3)]))
+    users = rec.fold_in(rated)
+    rows = np.array([ITEM_FACTORS[10], ITEM_FACTORS[40]])
+    _, expected = solve_user(np.array([5.0, 3.0]), np.zeros(2), rows, FoldInSettings.of(rec.model), q.T @ q)
+    np.testing.assert_allclose(users.features[0], expected)
+    assert len(rec.recommend(rec.ratings_from_pairs("imp", [(10, 5), (40, 3)]))) == 3

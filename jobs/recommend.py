@@ -57,58 +57,28 @@ def run_local(cfg: Config) -> int | None:
 
 
 def run(spark, cfg: Config) -> int:
-    from movierec_spark import io
-    from movierec_spark.serving import custom
+    """The run on Spark: the model's tables loaded in Spark, then the same serving as without it."""
     from movierec_spark.progress import StageTimer
     from movierec_spark.serving import local
     from movierec_spark.serving.foldin import fold_in
     from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
-    from movierec_spark.serving.tables import format_top_n
 
-    started = time.perf_counter()
-    section = cfg["recommend"]
-    settings = RecommendSettings.from_config(section)
-    output = io.check_output_dir(section["output"])
-    model_dir = check_model_dir(section.get("model"))
-    timer = StageTimer()
+    started, timer = time.perf_counter(), StageTimer()
+    settings = RecommendSettings.from_config(cfg["recommend"])
     with timer.stage("load model"):
-        recommender = CustomRecommender.load(spark, model_dir, settings, data_cfg=cfg.get("data"))
+        recommender = CustomRecommender.load(
+            spark, check_model_dir(cfg["recommend"].get("model")), settings, data_cfg=cfg.get("data"))
     with timer.stage("collect movies"):
-        # One Spark action: the catalog with the model's item bias, factors and
-        # taste features. The title index, fold-in and top-N below use it.
-        movies = recommender.collect_movie_table()
-    with timer.stage("read custom ratings"):
-        ratings = recommender.read_ratings(section["custom_ratings_file"])
-        for line in custom.describe(ratings):
-            log.info("%s", line)
-    with timer.stage("fold in"):
-        first_id = recommender.next_user_id()
-        ids = custom.user_ids(ratings, first_id)
-        rated = recommender.ratings_frame(ratings, first_id)
-        if len(ids) > local.LOCAL_MAX_USERS:
-            # Thousands of people: one applyInPandas group each, on the executors.
-            custom_df = recommender.custom_frame(ratings, first_id)
-            users = fold_in(recommender.model, custom_df).users.toPandas()
-        else:
-            users = recommender.fold_in(rated, movies)
-        log.info("folded in %d users", len(ids))
-    with timer.stage("top-n"):
-        frame = recommender.top_n(rated, users, movies)
-    with timer.stage("write"):
-        command.publish_top_n(output, frame, ratings, first_id, {
-            "model": str(model_dir),
-            "custom_ratings_file": str(section["custom_ratings_file"]),
-            "method": "foldin",
-            "served": "spark",
-            "users": ids,
-            "ratings": len(ratings),
-            "rows": len(frame),
-            "settings": command.report_settings(settings),
-            "stages": dict(timer.seconds),
-            "wall_seconds": time.perf_counter() - started,
-        })
-    cli.print_result(format_top_n(frame), output)
-    return cli.EXIT_OK
+        # One Spark action at most (none when the folder holds its movie table):
+        # the catalog with the model's item bias, factors and taste features.
+        served = local.LocalRecommender(recommender.model, recommender.collect_movie_table(), settings)
+
+    def on_executors(ratings, first_user_id):
+        # Thousands of people: one applyInPandas group each, on the executors.
+        return fold_in(recommender.model, recommender.custom_frame(ratings, first_user_id)).users.toPandas()
+
+    many = command.count_people(cfg["recommend"]["custom_ratings_file"]) > local.LOCAL_MAX_USERS
+    return command.serve_file(cfg, served, timer, started, "spark", on_executors if many else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 # One BLAS thread, set before numpy loads: a person's products are small
 # (1 x rank by rank x movies), and OpenBLAS's threads cost more than they
@@ -103,21 +103,32 @@ def report_settings(settings) -> dict[str, Any]:
 
 def run(cfg: Config) -> int:
     """Serve the ratings file of ``cfg`` from its model folder with no JVM, and write the outputs."""
-    from movierec_spark import io
     from movierec_spark.progress import StageTimer
-    from movierec_spark.serving import custom
     from movierec_spark.serving.local import LocalRecommender
-    from movierec_spark.serving.tables import format_top_n
     from movierec_spark.settings import RecommendSettings
 
-    started = time.perf_counter()
-    section = cfg["recommend"]
-    settings = RecommendSettings.from_config(section)
-    output = io.check_output_dir(section["output"])
-    model_dir = check_model_dir(section.get("model"))
-    timer = StageTimer()
+    started, timer = time.perf_counter(), StageTimer()
+    settings = RecommendSettings.from_config(cfg["recommend"])
     with timer.stage("load model"):
-        recommender = LocalRecommender.load(model_dir, settings)
+        recommender = LocalRecommender.load(check_model_dir(cfg["recommend"].get("model")), settings)
+    return serve_file(cfg, recommender, timer, started, "local")
+
+
+def serve_file(cfg: Config, recommender, timer, started: float, served: str,
+               fold_in: Callable[[Sequence, int], Any] | None = None) -> int:
+    """The ratings file's top-N from a loaded ``recommender`` (a LocalRecommender): read, fold in, rank, write, print.
+
+    ``jobs/recommend.py`` calls it too, with a LocalRecommender over the
+    model and movie table it loaded in Spark; ``fold_in(ratings,
+    first_user_id)`` replaces the driver's fold-in (there: on the
+    executors, for many people). ``served`` goes to ``report.json``.
+    """
+    from movierec_spark import io
+    from movierec_spark.serving import custom
+    from movierec_spark.serving.tables import format_top_n
+
+    section = cfg["recommend"]
+    output = io.check_output_dir(section["output"])
     with timer.stage("read custom ratings"):
         ratings = recommender.read_ratings(section["custom_ratings_file"])
         for line in custom.describe(ratings):
@@ -126,20 +137,20 @@ def run(cfg: Config) -> int:
         first_id = recommender.next_user_id()
         ids = custom.user_ids(ratings, first_id)
         rated = recommender.ratings_frame(ratings, first_id)
-        users = recommender.fold_in(rated)
+        users = recommender.fold_in(rated) if fold_in is None else fold_in(ratings, first_id)
         log.info("folded in %d users", len(ids))
     with timer.stage("top-n"):
         frame = recommender.top_n(rated, users)
     with timer.stage("write"):
         publish_top_n(output, frame, ratings, first_id, {
-            "model": str(model_dir),
+            "model": str(check_model_dir(section.get("model"))),
             "custom_ratings_file": str(section["custom_ratings_file"]),
             "method": "foldin",
-            "served": "local",
+            "served": served,
             "users": ids,
             "ratings": len(ratings),
             "rows": len(frame),
-            "settings": report_settings(settings),
+            "settings": report_settings(recommender.settings),
             "stages": dict(timer.seconds),
             "wall_seconds": time.perf_counter() - started,
         })

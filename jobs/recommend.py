@@ -26,15 +26,12 @@ on the executors (``foldin.fold_in``).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
 from movierec_spark import cli
 from movierec_spark.config import Config
 from movierec_spark.serving import command
-
-log = logging.getLogger("jobs.recommend")
 
 PROG = "recommend"
 

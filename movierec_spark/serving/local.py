@@ -125,7 +125,7 @@ def serves_locally(model_dir: str | Path, users: int) -> bool:
 class LocalRecommender:
     """A saved model's scalars and movie table in this process: title search, fold-in, top-N, similar movies."""
 
-    model: SavedModel
+    model: SavedModel  # or a RecommenderModel, whose tables jobs/recommend.py loaded in Spark
     movies: MovieTable
     settings: RecommendSettings = field(default_factory=RecommendSettings)
     gram: np.ndarray | None = field(default=None, repr=False)  # implicit models: Y'Y of the item factors

@@ -17,7 +17,11 @@ and exported to ratings.csv for the plain reference), then per run times
 - on ml-latest-small, the README's main command as a user runs it
   (``./spark-submit.sh jobs/train_als.py``, default settings, the release's
   folder as ``--source`` in place of the download cache): wall time with
-  the JVM's start, and the size of the output folder.
+  the JVM's start, and the size of the output folder;
+- *serving* (issue 21): ``bench/serving.py`` on the model a run above saved
+  (the main command's on ml-latest-small, the project's elsewhere): 1,000
+  generated people folded in and ranked without Spark, p50/p95 latency per
+  person, and ``movierec-recommend`` for one person as a whole process.
 
 It samples /proc while each run lasts for the peak resident memory of the
 JVM (driver and executors share it in local mode) and of the Python
@@ -43,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOVIELENS_DATA", ROOT.parent / "shared" / "data" / "movielens"))
 CACHE = Path(os.environ.get("MOVIEREC_CACHE", Path.home() / ".cache" / "movierec-spark")) / "bench"
 
-PIPELINES = ("project", "plain", "main")
+PIPELINES = ("project", "plain", "main", "serving")
 # The README's main command runs on this release alone.
 MAIN_SIZE = "ml-latest-small"
 
@@ -58,6 +62,8 @@ SIZES = {
 RANK, MAX_ITER, REG_PARAM = 10, 10, 0.1
 # The pipeline the issue times (biased ALS only, no accuracy extras).
 BENCH_CONFIG = ROOT / "conf" / "bench.toml"
+# Issue 21's goals: p95 latency per person, ms (a model of the main command's size, and of 25M ratings).
+SERVING_GOALS_MS = {"ml-latest-small": 20.0, "25m": 100.0}
 SHORT_RUN_RATINGS = 2_000_000  # sizes below this get --runs repeats
 # Hand-written measurements (levers, top-N, fold-in): the report links to
 # them and never copies them, so BENCHMARKS.md holds only what this script
@@ -247,6 +253,21 @@ def run_main(source: Path, out: Path, log: Path) -> dict:
             "ndcg": als.get(f"ndcg@{metrics['k']}"), "output_mib": folder_mib(out)}
 
 
+def serving_model(work: Path, name: str) -> Path | None:
+    """The newest saved model of size ``name`` a main or project run left, with its movie table."""
+    found = [m for m in (work / "runs").glob(f"{name}-*/model") if (m / "movie_table").is_dir()]
+    return max(found, key=lambda m: m.stat().st_mtime) if found else None
+
+
+def run_serving(model: Path, out: Path, log: Path) -> dict:
+    """bench/serving.py on ``model``: latency per person without Spark, and the command's wall time."""
+    figures = out / "serving.json"
+    out.mkdir(parents=True, exist_ok=True)
+    measured = timed([python(), "bench/serving.py", "--model", str(model), "--json", str(figures),
+                      "--work-dir", str(out)], log)
+    return {**measured, **json.loads(figures.read_text())["given"], "fit": None, "rmse": None, "stages": {}}
+
+
 def run_plain(text: Path, out: Path, log: Path, driver_memory: str) -> dict:
     spark_home = subprocess.run(
         [python(), "-c", "import findspark; print(findspark.find())"], capture_output=True, text=True, check=True
@@ -298,8 +319,18 @@ def write_report(results: dict, target: Path, command: str) -> str:
             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     stage_rows = []
     main_rows = []
+    serving_rows = []
     for name, by_pipeline in results.items():
         for pipeline, runs in by_pipeline.items():
+            if pipeline == "serving":
+                goal = SERVING_GOALS_MS.get(name)
+                serving_rows.append(
+                    f"| {name} | {len(runs)} | {runs[-1]['movies']:,} | {runs[-1]['rank']} "
+                    f"| {fmt(median(runs, 'load_s'), '.2f')} | {fmt(median(runs, 'p50_ms'))} "
+                    f"| {fmt(median(runs, 'p95_ms'))} | {fmt(median(runs, 'max_ms'))} "
+                    f"| {fmt(goal, '.0f')} | {fmt(median(runs, 'command_s'), '.2f')} | {fmt(median(runs, 'load'))} |"
+                )
+                continue
             if pipeline == "main":
                 main_rows.append(
                     f"| {name} | {len(runs)} | {fmt(median(runs, 'wall'))} | {fmt(median(runs, 'cpu_seconds'), '.0f')} "
@@ -338,6 +369,7 @@ def write_report(results: dict, target: Path, command: str) -> str:
         *rows,
         "",
         *main_section(main_rows),
+        *serving_section(serving_rows),
         "Wall time per stage (medians):",
         "",
         *stage_rows,
@@ -364,6 +396,23 @@ def main_section(rows: list[str]) -> list[str]:
         "",
         "| release | runs | wall s | CPU s | output MB | RMSE | nDCG@10 | JVM peak MiB | load |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+    ]
+
+
+def serving_section(rows: list[str]) -> list[str]:
+    """Issue 21's serving figures: a person's top-N from a saved model, without Spark."""
+    if not rows:
+        return []
+    return [
+        "A person's recommendations from a saved model without Spark (`bench/serving.py`: "
+        "`movierec_spark.serving.local`, pyarrow and numpy, no JVM), on the model a run above saved: 1,000 "
+        "generated people with 5 to 50 ratings each, fold-in + top-10 + explanations timed per person; "
+        "*command s* is `movierec-recommend` for one person as a whole process (goal: under 2 s).",
+        "",
+        "| size | runs | movies | rank | model load s | p50 ms | p95 ms | max ms | goal p95 ms | command s | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
     ]
@@ -425,7 +474,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of: {', '.join(SIZES)}")
     parser.add_argument("--runs", type=int, default=3, help="runs per pipeline for sizes under 2M ratings (else 1)")
     parser.add_argument("--pipelines", default=",".join(PIPELINES),
-                        help="comma-separated, of: project, plain, main (default: all; main on ml-latest-small only)")
+                        help="comma-separated, of: project, plain, main, serving (default: all; main on "
+                             "ml-latest-small only; serving on the model main or project saved)")
     parser.add_argument("--work-dir", type=Path, default=CACHE, help="generated data and run outputs")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--fresh", action="store_true", help="forget the results of earlier runs in --work-dir")
@@ -439,7 +489,8 @@ def main(argv=None) -> int:
         results = json.loads((args.work_dir / "results.json").read_text())
         print(write_report(results, args.report, "python bench/benchmark.py --report-only"))
         return 0
-    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    # Serving measures the model a run of this iteration saved: it goes last.
+    pipelines = sorted((p.strip() for p in args.pipelines.split(",") if p.strip()), key=lambda p: p == "serving")
     if not pipelines or any(p not in PIPELINES for p in pipelines):
         parser.error(f"--pipelines takes a comma-separated list of {', '.join(PIPELINES)}, got {args.pipelines!r}")
     if "project" in pipelines and not (ROOT / "jobs" / "train_als.py").exists():
@@ -460,7 +511,13 @@ def main(argv=None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 log = work / "runs" / f"{name}-{pipeline}-{i}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
-                if pipeline == "main":
+                if pipeline == "serving":
+                    model = serving_model(work, name)
+                    if model is None:
+                        print(f"{name} serving: no saved model of this size yet (run main or project first)")
+                        continue
+                    result = run_serving(model, out, log)
+                elif pipeline == "main":
                     if name != MAIN_SIZE:
                         continue
                     result = run_main(SHARED / name, out, log)

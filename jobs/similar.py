@@ -9,6 +9,9 @@ movies with at least ``--min-ratings`` ratings are listed. Prints the table;
 with ``--output DIR`` also writes ``similar/`` (Parquet: movie_id, rank,
 similar_movie_id, title, year, genres, num_ratings, similarity) and
 ``similar.csv``.
+
+A local model folder with its movie table is served without Spark (no JVM,
+no session: ``movierec_spark.serving.local``); one without runs on Spark.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def build_parser():
 
 def validate(cfg: Config) -> None:
     """What the settings cannot know: the model exists, a movie is named, the output can be written."""
-    from movierec_spark.serving.personal import check_model_dir
+    from movierec_spark.serving.local import check_model_dir
 
     check_model_dir(cfg.get("recommend", {}).get("model"))
     if not str(cfg.get("similar", {}).get("movie") or "").strip():
@@ -48,33 +51,51 @@ def validate(cfg: Config) -> None:
     io.check_job_paths(cfg.get("data"), cfg.get("similar", {}).get("output"))
 
 
+def run_local(cfg: Config) -> int | None:
+    """The run without Spark when the model folder holds its movie table; else None."""
+    from movierec_spark.serving.local import LocalRecommender, serves_locally
+    from movierec_spark.settings import RecommendSettings
+
+    model_dir = cfg["recommend"].get("model")
+    if not serves_locally(model_dir, users=0):
+        return None
+    recommender = LocalRecommender.load(model_dir, RecommendSettings.from_config(cfg["recommend"]))
+    movie, frame = recommender.similar(cfg["similar"]["movie"])
+    return publish(cfg, movie, frame)
+
+
 def run(spark, cfg: Config) -> int:
-    from movierec_spark import io
     from movierec_spark.serving.personal import CustomRecommender, RecommendSettings, check_model_dir
-    from movierec_spark.serving.tables import SIMILAR_SCHEMA, for_csv, format_similar, to_arrow
 
     settings = RecommendSettings.from_config(cfg["recommend"])
-    output = cfg.get("similar", {}).get("output")
-    if output:
-        output = io.check_output_dir(output)
     recommender = CustomRecommender.load(
         spark, check_model_dir(cfg["recommend"].get("model")), settings, data_cfg=cfg.get("data")
     )
     movie, frame = recommender.similar(cfg["similar"]["movie"], recommender.collect_movie_table())
+    return publish(cfg, movie, frame)
+
+
+def publish(cfg: Config, movie, frame) -> int:
+    """Print the table of movies like ``movie`` and, with ``--output``, write it."""
+    from movierec_spark import io
+    from movierec_spark.serving.tables import SIMILAR_ARROW, for_csv, format_similar, to_arrow
+
     if frame.empty:
         raise MovieRecError(
             f"{movie.label} (id {movie.movie_id}) has no item factors in this model (no training ratings), "
             "or no other movie has --min-ratings ratings; try another movie or a lower --min-ratings"
         )
+    output = cfg.get("similar", {}).get("output")
     if output:
-        with io.staged_table(output, "similar", to_arrow(frame, SIMILAR_SCHEMA), for_csv(frame)):
+        output = io.check_output_dir(output)
+        with io.staged_table(output, "similar", to_arrow(frame, SIMILAR_ARROW), for_csv(frame)):
             pass  # the table is all there is to publish
     cli.print_result(format_similar(frame, f"{movie.label} (id {movie.movie_id})"), output)
     return cli.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_job(PROG, build_parser(), run, argv, validate)
+    return cli.run_job(PROG, build_parser(), run, argv, validate, run_local)
 
 
 if __name__ == "__main__":

@@ -219,16 +219,20 @@ def _one_line(exc: BaseException) -> str:
 def run_job(
     prog: str,
     parser: argparse.ArgumentParser,
-    run: Callable[[Any, Config], int | None],
+    run: Callable[[Any, Config], int | None] | None,
     argv: Sequence[str] | None = None,
     validate: Callable[[Config], None] | None = None,
+    run_local: Callable[[Config], int | None] | None = None,
 ) -> int:
     """Parse, configure, run ``run(spark, cfg)`` and return an exit code.
 
     Before any JVM starts, :func:`build_config` checks every key against
     :mod:`movierec_spark.settings`, then ``validate`` makes the job's own
     checks (paths exist, the output folder can be written), so a bad value
-    costs no Spark start-up.
+    costs no Spark start-up. ``run_local(cfg)``, when given, goes next: it
+    returns an exit code when it did the job without Spark (no session is
+    built), or None to leave it to ``run``; a command that never needs
+    Spark passes ``run=None``.
     """
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -236,6 +240,10 @@ def run_job(
         cfg = build_config(args)
         if validate is not None:
             validate(cfg)
+        if run_local is not None:
+            code = run_local(cfg)
+            if code is not None or run is None:
+                return code or EXIT_OK
         # Imported here so that --help and flag errors need no JVM.
         from movierec_spark.session import build_session
 
@@ -253,9 +261,9 @@ def run_job(
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last line of defence for users
-        from pyspark.errors import AnalysisException
-
-        if isinstance(exc, AnalysisException):
+        # Only a process that imported pyspark can have met its errors.
+        spark_errors = sys.modules.get("pyspark.errors")
+        if spark_errors is not None and isinstance(exc, spark_errors.AnalysisException):
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
         log.debug("%s failed", prog, exc_info=True)

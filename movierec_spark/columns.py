@@ -25,6 +25,11 @@ ZIP_CODE = "zip_code"
 PREDICTION = "prediction"
 RANK = "rank"
 
+# A model's terms: biases and ALS factor vectors.
+USER_BIAS = "user_bias"
+ITEM_BIAS = "item_bias"
+FEATURES = "features"
+
 # Rejects table: one row per input line that was not loaded.
 TABLE = "table"
 REASON = "reason"
@@ -38,3 +43,4 @@ SIMILAR_MOVIE_ID = "similar_movie_id"
 SIMILARITY = "similarity"
 BECAUSE_MOVIE_ID = "because_movie_id"
 BECAUSE_YOU_LIKED = "because_you_liked"
+BASIS = "basis"  # how a top-N list was made: "personal" (fold-in) or "popular" (no usable ratings)

@@ -25,16 +25,17 @@ import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
-
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import NumericType, StringType, StructField, StructType
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from movierec_spark import MovieRecError, faults
-from movierec_spark.data.schemas import ALS_FACTORS as ALS_FACTORS_SCHEMA
-from movierec_spark.data.schemas import CATALOG as CATALOG_SCHEMA
-from movierec_spark.data.schemas import TABLE_SCHEMAS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+# pyspark is imported inside the functions that use Spark, so that the
+# serving path without a JVM (movierec_spark.serving.local) can read and
+# write its files through this module with no pyspark import.
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,9 @@ def read_text_lines(
     Spark from warning that the header does not match the schema. Blank lines
     are skipped by Spark's CSV reader: :func:`read_blank_lines` returns them.
     """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
     column = header_line if header_line else "value"
     schema = StructType([StructField(column, StringType()), StructField(_CORRUPT, StringType())])
     lines = (
@@ -294,6 +298,8 @@ def read_blank_lines(spark: SparkSession, path: str | Path) -> DataFrame:
     They are no data, but counting them keeps rows read equal to the file's
     line count. Whitespace is ASCII, so decoding as UTF-8 is exact here.
     """
+    from pyspark.sql import functions as F
+
     lines = spark.read.text(str(path))
     return lines.filter(F.col("value").rlike(BLANK_LINE_PATTERN))
 
@@ -306,6 +312,12 @@ INGESTED_TABLES = ("ratings", "movies", "tags", "links", "users", "rejects")
 REQUIRED_TABLES = ("ratings", "movies")
 
 
+def is_spark_frame(value: Any) -> bool:
+    """Whether ``value`` is a Spark DataFrame (never, in a process that has not imported pyspark)."""
+    spark_sql = sys.modules.get("pyspark.sql")
+    return spark_sql is not None and isinstance(value, spark_sql.DataFrame)
+
+
 def write_table(df: Any, path: str | Path) -> None:
     """Write ``df`` as Parquet at ``path``, which must not exist yet.
 
@@ -313,7 +325,7 @@ def write_table(df: Any, path: str | Path) -> None:
     (``tables.to_arrow``, already on the driver) is written here as one
     part file that Spark reads like its own, with no Spark job.
     """
-    if isinstance(df, DataFrame):
+    if is_spark_frame(df):
         df.write.mode("errorifexists").parquet(str(path))
         return
     import pyarrow.parquet as pq
@@ -354,6 +366,9 @@ class SavedTables:
 
 def _conform(df: DataFrame, schema: StructType, where: Path) -> DataFrame:
     """``df`` with exactly ``schema``'s columns; numeric types are widened or narrowed."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType
+
     have = {f.name: f.dataType for f in df.schema.fields}
     missing = [f.name for f in schema.fields if f.name not in have]
     if missing:
@@ -392,6 +407,8 @@ def written_schema(folder: str | Path) -> StructType | None:
         return None
     try:
         recorded = (pq.read_schema(files[0]).metadata or {}).get(SPARK_SCHEMA_KEY)
+        from pyspark.sql.types import StructType
+
         return None if recorded is None else StructType.fromJson(json.loads(recorded))
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         return None
@@ -405,6 +422,8 @@ def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any]
     :data:`movierec_spark.data.schemas.TABLE_SCHEMAS`. ``ratings/``, ``movies/`` and
     the report are required; ``rejects/`` may be absent (no rejects).
     """
+    from movierec_spark.data import schemas
+
     path = Path(path).expanduser()
     if not path.is_dir():
         raise MovieRecError(
@@ -430,7 +449,7 @@ def read_ingested(spark: SparkSession, path: str | Path) -> tuple[dict[str, Any]
         if folder.is_dir():
             schema = written_schema(folder)
             reader = spark.read if schema is None else spark.read.schema(schema)
-            tables[table] = _conform(reader.parquet(str(folder)), TABLE_SCHEMAS[table], folder)
+            tables[table] = _conform(reader.parquet(str(folder)), schemas.TABLE_SCHEMAS[table], folder)
     # Test-only (MOVIEREC_FAULTS=fail-task-once): every job that reads ingested
     # ratings then meets a failing task; a no-op otherwise.
     tables["ratings"] = faults.fail_task_once(tables["ratings"])
@@ -499,6 +518,8 @@ def read_catalog(spark: SparkSession, model_dir: str | Path) -> DataFrame | None
     target = Path(model_dir) / CATALOG
     if not target.is_dir():
         return None
+    from movierec_spark.data.schemas import CATALOG as CATALOG_SCHEMA
+
     # The schema is known: without it Spark runs a job to read a file footer.
     return spark.read.schema(CATALOG_SCHEMA).parquet(str(target))
 
@@ -513,7 +534,7 @@ def write_movie_table(table: Any, model_dir: str | Path) -> Path:
     driver in one go: it is small (ml-25m: 62k movies, a few MB).
     """
     target = Path(model_dir) / MOVIE_TABLE
-    write_table(table.coalesce(1) if isinstance(table, DataFrame) else table, target)
+    write_table(table.coalesce(1) if is_spark_frame(table) else table, target)
     return target
 
 
@@ -550,6 +571,8 @@ def read_als_factors(spark: SparkSession, als_dir: str | Path) -> dict[str, Data
     ``ALSModel.load`` runs three (its metadata file and a footer read per
     table). A missing table is a MovieRecError.
     """
+    from movierec_spark.data.schemas import ALS_FACTORS as ALS_FACTORS_SCHEMA
+
     tables = {}
     for name in ALS_FACTOR_TABLES:
         folder = Path(als_dir) / name

@@ -80,3 +80,46 @@ def test_the_main_command_is_the_readmes_and_gets_its_own_table(tmp_path, monkey
     assert "Target: 45 s or less, output under 15 MB." in text
     # Not a row of the project-versus-plain table.
     assert "| ml-latest-small | 100,836 | main |" not in text
+
+
+def test_serving_runs_on_the_newest_saved_model_and_gets_its_own_table(tmp_path, monkeypatch):
+    import os
+
+    bench = _benchmark()
+    for run, stamp in (("ml-latest-small-main-0", 1), ("ml-latest-small-main-1", 2), ("ml-100k-project-0", 3)):
+        (tmp_path / "runs" / run / "model" / "movie_table").mkdir(parents=True)
+        os.utime(tmp_path / "runs" / run / "model", (stamp, stamp))
+    (tmp_path / "runs" / "ml-latest-small-main-2" / "model").mkdir(parents=True)  # no movie table: not a model to serve
+    assert bench.serving_model(tmp_path, "ml-latest-small") == tmp_path / "runs" / "ml-latest-small-main-1" / "model"
+    assert bench.serving_model(tmp_path, "25m") is None
+    monkeypatch.setattr(bench, "machine", lambda: "a test machine")
+    monkeypatch.setattr(bench, "NOTES", tmp_path / "NOTES.md")
+    serving = [{"wall": 30.0, "movies": 9742, "rank": 20, "load_s": 0.31, "p50_ms": 6.04, "p95_ms": 9.46,
+                "max_ms": 20.1, "command_s": 1.234, "load": 0.5, "fit": None, "rmse": None, "stages": {}}]
+    text = bench.write_report({"ml-latest-small": {"project": _runs(22.8, 1.0, 0.87), "serving": serving}},
+                              tmp_path / "BENCHMARKS.md", "python bench/benchmark.py")
+    assert "| ml-latest-small | 1 | 9,742 | 20 | 0.31 | 6.0 | 9.5 | 20.1 | 20 | 1.23 | 0.5 |" in text
+    assert "| ml-latest-small | 100,836 | serving |" not in text and "ml-latest-small, serving" not in text
+
+
+def test_the_serving_benchmark_prints_latencies_per_person(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.serving.test_local import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model")
+    ratings = tmp_path / "one.csv"
+    ratings.write_text("user,movie,rating\nme,10,5\nme,20,2\n")
+    figures = tmp_path / "serving.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "serving.py"), "--model", str(model), "--people", "30",
+         "--command-runs", "1", "--ratings", str(ratings), "--work-dir", str(tmp_path / "work"), "--json", str(figures)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "p50 ms" in done.stdout and "p95 ms" in done.stdout
+    given = json.loads(figures.read_text())["given"]
+    assert given["people"] == 30 and 0 < given["p50_ms"] <= given["p95_ms"] <= given["max_ms"]
+    assert given["command_s"] > 0 and given["movies"] == 8

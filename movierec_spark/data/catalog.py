@@ -20,16 +20,20 @@ nobody rated.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from movierec_spark import columns as C
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 CATALOG_COLUMNS = (C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES, C.NUM_RATINGS)
 
 
 def build_catalog(movies: DataFrame, ratings: DataFrame) -> DataFrame:
     """Movies with the number of ``ratings`` each has (0 when none)."""
+    from pyspark.sql import functions as F
+
     counts = ratings.groupBy(C.MOVIE_ID).agg(F.count(F.lit(1)).cast("int").alias(C.NUM_RATINGS))
     return (
         movies.select(C.MOVIE_ID, C.TITLE, C.YEAR, C.GENRES)

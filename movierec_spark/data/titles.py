@@ -36,7 +36,8 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Sequence
 
 # Articles that MovieLens moves to the end of a title ("Boot, Das").
@@ -153,27 +154,39 @@ class TitleMatch:
         return f"unknown title {self.text!r} and nothing close; check the spelling or give the movie id"
 
 
+@dataclass
+class _Lookups:
+    """A TitleIndex's tables from normalised title keys to movie ids."""
+
+    exact: dict[str, set[int]] = field(default_factory=dict)
+    loose: dict[str, set[int]] = field(default_factory=dict)
+    words: dict[str, set[int]] = field(default_factory=dict)
+    keys: dict[int, str] = field(default_factory=dict)  # movie_id -> key of its whole title, for search
+
+
 class TitleIndex:
     """Look-ups from typed titles to movies; built once from the movies table."""
 
     def __init__(self, movies: Iterable[Movie]):
-        self.movies: dict[int, Movie] = {}
-        self._exact: dict[str, set[int]] = {}
-        self._loose: dict[str, set[int]] = {}
-        self._words: dict[str, set[int]] = {}
-        self._keys: dict[int, str] = {}  # movie_id -> key of its whole title, for search
-        for movie in movies:
-            self.movies[movie.movie_id] = movie
+        self.movies: dict[int, Movie] = {movie.movie_id: movie for movie in movies}
+
+    @cached_property
+    def _lookups(self) -> "_Lookups":
+        # Built on the first look-up by title: a file that names its movies
+        # by id never pays for the title keys (most of the index's cost).
+        lookups = _Lookups()
+        for movie in self.movies.values():
             title = movie.title or ""
-            self._keys[movie.movie_id] = title_key(" ".join(title_forms(title)))
+            lookups.keys[movie.movie_id] = title_key(" ".join(title_forms(title)))
             for form in title_forms(title):
                 key = title_key(form)
                 if not key:
                     continue
-                self._exact.setdefault(key, set()).add(movie.movie_id)
-                self._loose.setdefault(loose_key(key), set()).add(movie.movie_id)
+                lookups.exact.setdefault(key, set()).add(movie.movie_id)
+                lookups.loose.setdefault(loose_key(key), set()).add(movie.movie_id)
                 for word in key.split():
-                    self._words.setdefault(word, set()).add(movie.movie_id)
+                    lookups.words.setdefault(word, set()).add(movie.movie_id)
+        return lookups
 
     @classmethod
     def from_rows(cls, rows: Iterable[Sequence]) -> "TitleIndex":
@@ -209,7 +222,7 @@ class TitleIndex:
     def _candidates(self, title: str, year: int | None) -> tuple[set[int], set[int]]:
         """(ids of the first tier that knows the title, same restricted to ``year``)."""
         key = title_key(title)
-        for table, lookup in ((self._exact, key), (self._loose, loose_key(key))):
+        for table, lookup in ((self._lookups.exact, key), (self._lookups.loose, loose_key(key))):
             ids = table.get(lookup, set())
             if ids:
                 in_year = {i for i in ids if year is None or self.movies[i].year == year}
@@ -241,11 +254,11 @@ class TitleIndex:
         words = [w for w in key.split() if w not in ARTICLES] or key.split()
         if not words:
             return ()
-        containing = set.intersection(*(self._words.get(w, set()) for w in words))
+        containing = set.intersection(*(self._lookups.words.get(w, set()) for w in words))
         found = list(self._sorted(containing))[:limit]
         if len(found) < limit:
             # difflib on the titles that share a word (or all, if none does) keeps it cheap.
-            pool_ids = set().union(*(self._words.get(w, set()) for w in words)) or set(self.movies)
+            pool_ids = set().union(*(self._lookups.words.get(w, set()) for w in words)) or set(self.movies)
             pool = {}
             for movie_id in pool_ids:
                 pool.setdefault(loose_key(title_key(self.movies[movie_id].title)), []).append(movie_id)
@@ -263,7 +276,7 @@ class TitleIndex:
         if not prefixes:
             return []
         hits = []
-        for movie_id, key in self._keys.items():
+        for movie_id, key in self._lookups.keys.items():
             words = key.split()
             if all(any(w.startswith(p) for w in words) for p in prefixes):
                 if year is None or self.movies[movie_id].year == year:

@@ -46,14 +46,13 @@ from pyspark.sql import functions as F
 
 from movierec_spark import MovieRecError, io
 from movierec_spark import columns as C
+from movierec_spark.columns import ITEM_BIAS, USER_BIAS
 from movierec_spark.data import schemas
 from movierec_spark.data.releases import RatingScale
+# The kinds and column names are defined without Spark (the serving path
+# without a JVM reads them) and kept importable from here.
+from movierec_spark.models.saved import FORMAT_VERSION, KIND_EXPLICIT, KIND_IMPLICIT, read_metadata
 
-FORMAT_VERSION = 1
-KIND_EXPLICIT = "explicit"  # biases + ALS on residuals, predicts ratings
-KIND_IMPLICIT = "implicit"  # ALS with implicitPrefs, predicts preference scores
-USER_BIAS = "user_bias"
-ITEM_BIAS = "item_bias"
 DAY_BIAS = "day_bias"
 DAY = "day"
 SECONDS_PER_DAY = 86_400
@@ -108,6 +107,10 @@ class RecommenderModel:
     @property
     def clips(self) -> bool:
         return self.kind == KIND_EXPLICIT
+
+    @property
+    def has_factors(self) -> bool:
+        return self.als is not None
 
     @property
     def predicts_ratings(self) -> bool:
@@ -257,21 +260,7 @@ class RecommenderModel:
         works as on the whole model.
         """
         path = Path(path)
-        meta_path = path / "metadata.json"
-        if not meta_path.is_file():
-            raise MovieRecError(
-                f"{path} is not a movierec model (no metadata.json); "
-                "train one with ./spark-submit.sh jobs/train_als.py --output DIR and pass DIR/model"
-            )
-        meta = io.read_json(meta_path)
-        try:
-            version = meta["format_version"]
-        except (KeyError, TypeError):
-            raise MovieRecError(f"{meta_path} is damaged (no format_version); retrain the model") from None
-        if version != FORMAT_VERSION:
-            raise MovieRecError(
-                f"{path} was saved in model format {version}; this version reads {FORMAT_VERSION}"
-            )
+        meta = read_metadata(path)
         als: ALSModel | SavedFactors | None = None
         if meta.get("has_factors"):
             als = SavedFactors.read(spark, path / "als") if factors_only else ALSModel.load(str(path / "als"))

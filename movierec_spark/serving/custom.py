@@ -28,10 +28,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
-
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
@@ -39,20 +36,37 @@ from movierec_spark.io import read_small_csv
 from movierec_spark.data.releases import RatingScale
 from movierec_spark.data.titles import TitleIndex
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ("user", "movie", "rating")
 MAX_ID = 2**31 - 1  # ALS ids are 32-bit integers
 _SHOWN_PROBLEMS = 5
 
-CUSTOM_RATINGS = T.StructType(
-    [
-        T.StructField(C.USER, T.StringType(), nullable=False),
-        T.StructField(C.USER_ID, T.IntegerType(), nullable=False),
-        T.StructField(C.MOVIE_ID, T.IntegerType(), nullable=False),
-        T.StructField(C.RATING, T.FloatType(), nullable=False),
-    ]
-)
+CUSTOM_COLUMNS = (C.USER, C.USER_ID, C.MOVIE_ID, C.RATING)
+
+
+def _custom_ratings_schema():
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField(C.USER, T.StringType(), nullable=False),
+            T.StructField(C.USER_ID, T.IntegerType(), nullable=False),
+            T.StructField(C.MOVIE_ID, T.IntegerType(), nullable=False),
+            T.StructField(C.RATING, T.FloatType(), nullable=False),
+        ]
+    )
+
+
+def __getattr__(name: str):
+    # CUSTOM_RATINGS (the Spark schema of custom_ratings_frame) is built on
+    # first use: checking a ratings file needs no pyspark.
+    if name == "CUSTOM_RATINGS":
+        return _custom_ratings_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CustomRatingsError(MovieRecError):
@@ -228,7 +242,7 @@ def _rating_rows(ratings: Sequence[CustomRating], first_user_id: int) -> list[tu
 
 def custom_ratings_frame(spark: SparkSession, ratings: Sequence[CustomRating], first_user_id: int) -> DataFrame:
     """The checked ratings as ``user, user_id, movie_id, rating`` with fresh user ids."""
-    return spark.createDataFrame(_rating_rows(ratings, first_user_id), CUSTOM_RATINGS)
+    return spark.createDataFrame(_rating_rows(ratings, first_user_id), _custom_ratings_schema())
 
 
 def ratings_table(ratings: Sequence[CustomRating], first_user_id: int):
@@ -236,7 +250,7 @@ def ratings_table(ratings: Sequence[CustomRating], first_user_id: int):
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame(_rating_rows(ratings, first_user_id), columns=list(CUSTOM_RATINGS.names))
+    frame = pd.DataFrame(_rating_rows(ratings, first_user_id), columns=list(CUSTOM_COLUMNS))
     return frame.astype({C.USER_ID: np.int32, C.MOVIE_ID: np.int32, C.RATING: np.float32})
 
 

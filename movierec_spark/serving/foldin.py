@@ -53,19 +53,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
-from movierec_spark.models.factors import FEATURES, dot, item_factors
-from movierec_spark.models.recommender import ITEM_BIAS, KIND_IMPLICIT, USER_BIAS, RecommenderModel
+from movierec_spark.columns import FEATURES, ITEM_BIAS, USER_BIAS
+from movierec_spark.models.saved import KIND_IMPLICIT
 from movierec_spark.serving.movie_table import MovieTable
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from movierec_spark.models.recommender import RecommenderModel
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +76,26 @@ _USER_FEATURES = "_user_features"
 _USER_BIAS = "_fold_user_bias"
 _STRENGTH = "_strength"
 
-FOLDED_USERS = T.StructType(
-    [
-        T.StructField(C.USER_ID, T.IntegerType(), nullable=False),
-        T.StructField(USER_BIAS, T.DoubleType(), nullable=False),
-        T.StructField(FEATURES, T.ArrayType(T.FloatType(), containsNull=False), nullable=True),
-    ]
-)
+
+
+def _folded_users_schema():
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField(C.USER_ID, T.IntegerType(), nullable=False),
+            T.StructField(USER_BIAS, T.DoubleType(), nullable=False),
+            T.StructField(FEATURES, T.ArrayType(T.FloatType(), containsNull=False), nullable=True),
+        ]
+    )
+
+
+def __getattr__(name: str):
+    # FOLDED_USERS (the Spark schema of fold_in's users) is built on first
+    # use: the solve here serves the path without pyspark too.
+    if name == "FOLDED_USERS":
+        return _folded_users_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,8 @@ class FoldInSettings:
     nonnegative: bool
 
     @classmethod
-    def of(cls, model: RecommenderModel) -> "FoldInSettings":
+    def of(cls, model) -> "FoldInSettings":
+        """The constants of ``model``: a RecommenderModel, or a :class:`movierec_spark.models.saved.SavedModel`."""
         params: dict[str, Any] = model.params or {}
         implicit = model.kind == KIND_IMPLICIT
         if implicit or params.get("model") == "global_mean":
@@ -108,7 +124,7 @@ class FoldInSettings:
                 "this model does not record its user_damping, so new users cannot be folded in "
                 "the way it was trained; retrain it with ./spark-submit.sh jobs/train_als.py"
             )
-        if model.als is not None and "reg_param" not in params:
+        if model.has_factors and "reg_param" not in params:
             raise MovieRecError("this model does not record its reg_param; retrain it with jobs/train_als.py")
         return cls(
             global_mean=float(model.global_mean),
@@ -201,6 +217,8 @@ def item_gram(model: RecommenderModel) -> np.ndarray:
     """``Y'Y`` over every item factor (implicit fold-in needs it), summed in Spark."""
     from pyspark.mllib.linalg.distributed import RowMatrix
 
+    from movierec_spark.models.factors import item_factors
+
     vectors = item_factors(model).rdd.map(lambda row: [float(x) for x in row[FEATURES]])
     return RowMatrix(vectors).computeGramianMatrix().toArray()
 
@@ -214,6 +232,11 @@ def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":
     is one ``applyInPandas`` group, so many users fold in on a cluster. For
     a few users on the driver, see :func:`fold_in_local`.
     """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from movierec_spark.models.factors import item_factors
+
     settings = FoldInSettings.of(model)
     rated = ratings.select(C.USER_ID, C.MOVIE_ID, F.col(C.RATING).cast("double").alias(C.RATING))
     rated = rated.join(model.item_bias, on=C.MOVIE_ID, how="left").fillna(0.0, subset=[ITEM_BIAS])
@@ -223,11 +246,11 @@ def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":
     else:
         rated = rated.withColumn(_ITEM_FEATURES, F.lit(None).cast(T.ArrayType(T.FloatType())))
     gram = item_gram(model) if settings.implicit and model.als is not None else None
-    users = rated.groupBy(C.USER_ID).applyInPandas(_solver(settings, gram), schema=FOLDED_USERS)
+    users = rated.groupBy(C.USER_ID).applyInPandas(_solver(settings, gram), schema=_folded_users_schema())
     return FoldedInModel(base=model, users=users)
 
 
-def fold_in_local(model: RecommenderModel, movies: MovieTable, ratings: pd.DataFrame) -> pd.DataFrame:
+def fold_in_local(model, movies: MovieTable, ratings: pd.DataFrame, gram: np.ndarray | None = None) -> pd.DataFrame:
     """``user_id, user_bias, features`` of each user of ``ratings``, solved on the driver.
 
     For few users (a person's ratings file, already in the driver's
@@ -235,11 +258,15 @@ def fold_in_local(model: RecommenderModel, movies: MovieTable, ratings: pd.DataF
     movies' bias and factors come from ``movies``, the model's per-movie
     table (:func:`movierec_spark.serving.movie_table.collect_movie_table`), so an
     explicit model's fold-in runs no Spark job (an implicit one sums its
-    item Gram matrix in Spark once). Each user is solved by the same
-    function as in :func:`fold_in`; one row per user, by user id.
+    item Gram matrix in Spark once, unless ``gram`` gives it). Each user is
+    solved by the same function as in :func:`fold_in`; one row per user, by
+    user id. ``model``: a RecommenderModel, or the
+    :class:`movierec_spark.models.saved.SavedModel` of the path without Spark
+    (which passes ``gram`` for an implicit model).
     """
     settings = FoldInSettings.of(model)
-    gram = item_gram(model) if settings.implicit and model.als is not None else None
+    if gram is None and settings.implicit and model.has_factors:
+        gram = item_gram(model)
     rows = movies.positions(ratings[C.MOVIE_ID])
     known = rows >= 0
     safe = np.where(known, rows, 0)
@@ -281,6 +308,10 @@ class FoldedInModel:
 
     def predict(self, pairs: DataFrame, score_col: str | None = None) -> DataFrame:
         """``pairs`` (user_id, movie_id, ...) plus ``prediction`` (and the unclipped score)."""
+        from pyspark.sql import functions as F
+
+        from movierec_spark.models.factors import dot, item_factors
+
         users = self.users.select(
             C.USER_ID, F.col(USER_BIAS).alias(_USER_BIAS), F.col(FEATURES).alias(_USER_FEATURES)
         )

@@ -31,16 +31,17 @@ before the output is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from movierec_spark import columns as C
-from movierec_spark.models.factors import FEATURES, item_factors
-from movierec_spark.models.recommender import ITEM_BIAS
+from movierec_spark.columns import FEATURES, ITEM_BIAS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 ITEM_FEATURES = "_item_features"
 
@@ -54,6 +55,16 @@ class MovieTable:
     item_bias: np.ndarray  # float64
     factors: np.ndarray  # (movies, rank) float64; rank 0 without factors; zero rows where has_factors is False
     has_factors: np.ndarray  # bool
+    # What the per-person functions derive from the table alone (e.g. the
+    # taste feature counts), computed on first use and kept: a served model
+    # answers many people from one table.
+    _derived: dict = field(default_factory=dict, repr=False)
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per table and ``key``; the table's arrays must not change after."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "MovieTable":
@@ -88,6 +99,10 @@ def movie_table_frame(model, movies: DataFrame) -> DataFrame:
     ``movies`` must hold one row per ``movie_id``; movies the model does not
     know get bias 0 and no factors, as the model scores them.
     """
+    from pyspark.sql import functions as F
+
+    from movierec_spark.models.factors import item_factors
+
     table = movies.join(model.item_bias.select(C.MOVIE_ID, F.col(ITEM_BIAS)), on=C.MOVIE_ID, how="left")
     if getattr(model, "als", None) is not None:
         table = table.join(item_factors(model).withColumnRenamed(FEATURES, ITEM_FEATURES), on=C.MOVIE_ID, how="left")

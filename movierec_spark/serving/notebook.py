@@ -2,9 +2,11 @@
 
 A person types part of a title, picks a movie from the matches, rates it,
 and asks for their top-N table or for the movies most like one they picked.
-Everything it shows comes from :class:`movierec_spark.serving.personal.CustomRecommender`
-(title search, checked ratings, fold-in, top-N and similar tables); this
-module only lays out widgets and wires buttons to those calls. Every button
+Everything it shows comes from :class:`movierec_spark.serving.local.LocalRecommender`
+(title search, checked ratings, fold-in, top-N and similar tables), which
+reads the saved model with pyarrow: the kernel starts no JVM and each
+rating and button answers at once. This module only lays out widgets and
+wires buttons to those calls. Every button
 has a method doing the same (:meth:`RatingApp.rate`, :meth:`RatingApp.recommend`,
 :meth:`RatingApp.similar`), so the notebook also runs headless.
 
@@ -23,27 +25,10 @@ import pandas as pd
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.serving.custom import parse_rating
-from movierec_spark.serving.personal import CustomRecommender
+from movierec_spark.serving.local import LocalRecommender
 from movierec_spark.data.titles import Movie
 
 log = logging.getLogger(__name__)
-
-
-def notebook_session(app_name: str = "movierec-notebook"):
-    """A SparkSession for a notebook kernel, its Python workers running the kernel's Python.
-
-    Outside spark-submit nothing else says which Python executes fold-in's
-    pandas code; the kernel's has pandas and pyarrow. ``PYSPARK_PYTHON`` set
-    beforehand wins; master and memory come from ``SPARK_CONF_DIR`` /
-    ``PYSPARK_SUBMIT_ARGS`` as usual (default: local[*]).
-    """
-    import os
-    import sys
-
-    from movierec_spark.session import build_session
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return build_session(app_name)
 
 
 def readable_top_n(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,6 +41,8 @@ def readable_top_n(frame: pd.DataFrame) -> pd.DataFrame:
             "predicted": frame[C.PREDICTION].round(2),
             "ratings": frame[C.NUM_RATINGS],
             "because you liked": frame[C.BECAUSE_YOU_LIKED].fillna(""),
+            # "popular": the most-liked movies, for ratings the model cannot use yet.
+            "list": frame[C.BASIS],
         }
     )
     return out.reset_index(drop=True)
@@ -79,9 +66,9 @@ def _label(title: Any, year: Any) -> str:
 
 
 class RatingApp:
-    """Search, rate, recommend, find similar: widgets over a CustomRecommender."""
+    """Search, rate, recommend, find similar: widgets over a LocalRecommender."""
 
-    def __init__(self, recommender: CustomRecommender, user: str = "me", search_limit: int = 15):
+    def __init__(self, recommender: LocalRecommender, user: str = "me", search_limit: int = 15):
         import ipywidgets as W
 
         self.recommender = recommender
@@ -140,20 +127,15 @@ class RatingApp:
         self._refresh()
 
     def recommend(self, n: int | None = None) -> pd.DataFrame:
-        """Your top-N table (fold-in of your ratings into the model)."""
-        if not self.ratings:
-            raise MovieRecError("rate at least one movie first")
-        checked = self.recommender.ratings_from_pairs(self.user, list(self.ratings.items()))
-        rated = self.recommender.ratings_frame(checked)
-        movies = self.recommender.collect_movie_table()  # collected once, then kept
-        table = self.recommender.top_n(rated, self.recommender.fold_in(rated, movies), movies, n=n)
-        return readable_top_n(table)
+        """Your top-N table (fold-in of your ratings into the model; the popular list before any)."""
+        checked = self.recommender.ratings_from_pairs(self.user, list(self.ratings.items())) if self.ratings else []
+        return readable_top_n(self.recommender.recommend(checked, n=n, user=self.user))
 
     def similar(self, movie: str | int | None, n: int | None = None) -> pd.DataFrame:
         """The movies most like ``movie`` by the model's item factors."""
         if movie is None:
             raise MovieRecError("pick a movie from the matches first")
-        found, frame = self.recommender.similar(movie, self.recommender.collect_movie_table(), n)
+        found, frame = self.recommender.similar(movie, n)
         if frame.empty:
             raise MovieRecError(f"{found.label} has no item factors in this model; try another movie")
         return readable_similar(frame)

@@ -1,10 +1,14 @@
-"""Recommendations for people who are not in the release: the one entry point.
+"""Recommendations for people who are not in the release, on Spark.
 
-``jobs/recommend.py``, ``jobs/similar.py``, ``jobs/train_als.py`` and the
-notebook all go through :class:`CustomRecommender`: it holds a fitted model
-and its catalog, matches typed titles, checks custom ratings, folds new
-users in (or refits with them), and builds the top-N and similar-movie
-tables (schemas in :mod:`movierec_spark.serving.tables`).
+:class:`CustomRecommender` holds a fitted model (Spark tables) and its
+catalog, matches typed titles, checks custom ratings, folds new users in
+(or refits with them), and builds the top-N and similar-movie tables
+(schemas in :mod:`movierec_spark.serving.tables`). ``jobs/train_als.py``
+uses it, and ``jobs/recommend.py`` / ``jobs/similar.py`` when they run on
+Spark (many people, a remote or older model folder). A person served from
+a saved model folder without Spark goes through
+:class:`movierec_spark.serving.local.LocalRecommender` instead; both run the
+same driver-side functions (title index, fold-in, top-N, similar movies).
 
 Settings come from the ``[recommend]`` config section: ``top_n``,
 ``min_ratings`` (fewest ratings a recommended or similar movie may have),
@@ -33,8 +37,10 @@ from movierec_spark.config import load_config
 from movierec_spark.serving.custom import CustomRating
 from movierec_spark.models.factors import FEATURES, require_factors
 from movierec_spark.serving.foldin import fold_in_local
+# check_model_dir is imported from here by the jobs and the notebook too.
+from movierec_spark.serving.local import MOVIE_TABLE_COLUMNS, check_model_dir, find_movie, title_index
 from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
-from movierec_spark.models.recommender import ITEM_BIAS, USER_BIAS, RecommenderModel
+from movierec_spark.models.recommender import USER_BIAS, RecommenderModel
 from movierec_spark.serving.movie_table import MovieTable, collect_movie_table, movie_table_frame
 from movierec_spark.serving.tables import similar_table, to_arrow, top_n_table
 from movierec_spark.serving.taste import FEATURES as TASTE_FEATURES
@@ -47,22 +53,6 @@ log = logging.getLogger(__name__)
 
 METHOD_FOLDIN = "foldin"
 METHOD_RETRAIN = "retrain"
-
-
-def check_model_dir(path: str | Path | None) -> Path:
-    """The model folder, refused (before any Spark work) if it holds no saved model."""
-    if not path:
-        raise MovieRecError("no model: pass --model DIR (train_als.py writes one to OUTPUT/model)")
-    folder = Path(path).expanduser()
-    if not (folder / "metadata.json").is_file():
-        raise MovieRecError(
-            f"{folder} is not a saved model (no metadata.json); train one with "
-            "./spark-submit.sh jobs/train_als.py --output DIR and pass --model DIR/model"
-        )
-    return folder
-
-
-MOVIE_TABLE_COLUMNS = (*CATALOG_COLUMNS, TASTE_FEATURES, ITEM_BIAS)
 
 
 def movies_with_features(catalog: DataFrame) -> DataFrame:
@@ -142,11 +132,7 @@ class CustomRecommender:
         """
         if self._index is None:
             if self._movies is not None:
-                frame = self._movies.frame
-                self._index = TitleIndex.from_rows(zip(
-                    frame[C.MOVIE_ID], frame[C.TITLE],
-                    [None if pd.isna(y) else int(y) for y in frame[C.YEAR]], frame[C.NUM_RATINGS],
-                ))
+                self._index = title_index(self._movies)
             else:
                 self._index = TitleIndex.from_frame(self.catalog)
         return self._index
@@ -157,16 +143,7 @@ class CustomRecommender:
 
     def find_movie(self, movie: str | int) -> Movie:
         """A movie by id or by title; an unknown or ambiguous one is a MovieRecError."""
-        text = str(movie).strip()
-        if text.isdigit():
-            found = self.index.movies.get(int(text))
-            if found is None:
-                raise MovieRecError(f"movie id {text} is not in the catalog")
-            return found
-        match = self.index.match(text)
-        if match.movie is None:
-            raise MovieRecError(match.describe())
-        return match.movie
+        return find_movie(self.index, movie)
 
     # --- custom ratings ---
 

@@ -7,15 +7,17 @@ of the catalog, ``movie_id, title, year, genres, num_ratings``, with the
 taste features, see ``CustomRecommender.collect_movie_table``), custom
 ratings (``user, user_id, movie_id, rating``) and the users' terms
 (``user_id, user_bias, features``: a fold-in's result, or the model's own).
-Nothing here runs a Spark action: the per-user work is numpy over the
-collected table, the same functions the many-users path
-(:mod:`movierec_spark.serving.topn_all`) runs on the executors.
+Nothing here imports pyspark or runs a Spark action: the per-user work is
+numpy over the collected table, the same functions the many-users path
+(:mod:`movierec_spark.serving.topn_all`) runs on the executors, so the Spark
+jobs and the path without a JVM (:mod:`movierec_spark.serving.local`) build
+the same tables.
 
 Output of :func:`top_n_table`, ordered by user_id then rank::
 
     user string, user_id int, rank int, movie_id int, title string, year int,
     genres array<string>, prediction double, num_ratings int, match double,
-    because_you_liked string, because_movie_id int, similarity double
+    because_you_liked string, because_movie_id int, similarity double, basis string
 
 ``prediction`` is the predicted rating (clipped to the scale). Ranks follow
 the unclipped score plus ``content_weight * match``, then the smaller movie
@@ -27,12 +29,22 @@ liked_rating`` whose item factors are most cosine-similar to the
 recommendation (``similarity``); null when the user liked nothing the model
 has factors for, or the model has none.
 
+``basis`` is ``personal`` for those lists. A person whose ratings say
+nothing the model can use -- none of the rated movies has factors in the
+model, or every rating is the same (one rating included), so nothing
+separates what they like from what they do not -- gets the ``popular``
+list instead: the most-liked movies (by ``mean + b_i``, the model's
+prediction for someone it knows nothing about, plus the taste boost) with
+at least ``min_ratings`` ratings, only in the genres of the movies they
+liked when they liked any (unless fewer than ``n`` such movies are left);
+``prediction`` is then that ``mean + b_i``.
+
 Output of :func:`similar_table`, ordered by rank::
 
     movie_id int, rank int, similar_movie_id int, title string, year int,
     genres array<string>, num_ratings int, similarity double
 
-:func:`to_spark` makes either a Spark DataFrame (for Parquet output).
+:func:`to_arrow` makes either an Arrow table (for Parquet output).
 """
 
 from __future__ import annotations
@@ -42,35 +54,51 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import types as T
+import pyarrow as pa
 
 from movierec_spark import columns as C
-from movierec_spark.models.factors import FEATURES as USER_FEATURES
-from movierec_spark.models.recommender import USER_BIAS
+from movierec_spark.columns import FEATURES as USER_FEATURES
+from movierec_spark.columns import USER_BIAS
 from movierec_spark.serving.movie_table import MovieTable
 from movierec_spark.serving.similar import most_similar, unit_factors
-from movierec_spark.serving.taste import FEATURES, MATCH, taste_match
-from movierec_spark.serving.topn_all import candidate_matrix, rank_block
+from movierec_spark.serving.taste import FEATURES, MATCH, feature_counts, taste_match
+from movierec_spark.serving.topn_all import candidate_matrix, rank_block, single_precision
 
+# How a list was made (the ``basis`` column): from the person's folded-in
+# ratings, or, when they gave none the model can use, the most-liked movies.
+BASIS_PERSONAL = "personal"
+# Users ranked together by top_n_table (a file of many people goes in blocks).
+USERS_PER_BLOCK = 256
+BASIS_POPULAR = "popular"
 
-def _fields(*pairs) -> list[T.StructField]:
-    return [T.StructField(name, kind) for name, kind in pairs]
-
-
-_INT, _DOUBLE, _STRING = T.IntegerType(), T.DoubleType(), T.StringType()
+# The tables' types, as Arrow (what a job writes, with or without Spark);
+# TOP_N_SCHEMA and SIMILAR_SCHEMA are the same as Spark schemas (below).
+_INT, _DOUBLE, _STRING = pa.int32(), pa.float64(), pa.string()
 # The catalog's columns of a listed movie, in both tables.
-_MOVIE_DETAILS = ((C.TITLE, _STRING), (C.YEAR, _INT), (C.GENRES, T.ArrayType(_STRING)))
-TOP_N_SCHEMA = T.StructType(_fields(
+_MOVIE_DETAILS = ((C.TITLE, _STRING), (C.YEAR, _INT), (C.GENRES, pa.list_(pa.field("element", _STRING))))
+TOP_N_ARROW = pa.schema([
     (C.USER, _STRING), (C.USER_ID, _INT), (C.RANK, _INT), (C.MOVIE_ID, _INT), *_MOVIE_DETAILS,
     (C.PREDICTION, _DOUBLE), (C.NUM_RATINGS, _INT), (MATCH, _DOUBLE),
-    (C.BECAUSE_YOU_LIKED, _STRING), (C.BECAUSE_MOVIE_ID, _INT), (C.SIMILARITY, _DOUBLE),
-))
-TOP_N_COLUMNS = tuple(TOP_N_SCHEMA.names)
-SIMILAR_SCHEMA = T.StructType(_fields(
+    (C.BECAUSE_YOU_LIKED, _STRING), (C.BECAUSE_MOVIE_ID, _INT), (C.SIMILARITY, _DOUBLE), (C.BASIS, _STRING),
+])
+TOP_N_COLUMNS = tuple(TOP_N_ARROW.names)
+SIMILAR_ARROW = pa.schema([
     (C.MOVIE_ID, _INT), (C.RANK, _INT), (C.SIMILAR_MOVIE_ID, _INT), *_MOVIE_DETAILS,
     (C.NUM_RATINGS, _INT), (C.SIMILARITY, _DOUBLE),
-))
-SIMILAR_COLUMNS = tuple(SIMILAR_SCHEMA.names)
+])
+SIMILAR_COLUMNS = tuple(SIMILAR_ARROW.names)
+_SPARK_SCHEMAS = {"TOP_N_SCHEMA": TOP_N_ARROW, "SIMILAR_SCHEMA": SIMILAR_ARROW}
+
+
+def __getattr__(name: str):
+    # TOP_N_SCHEMA and SIMILAR_SCHEMA, the Spark schemas of the two tables,
+    # are built from the Arrow ones on first use: the path without a JVM
+    # (movierec_spark.serving.local) builds these tables with no pyspark import.
+    if name in _SPARK_SCHEMAS:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(_SPARK_SCHEMAS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def title_label(title, year) -> str:
@@ -100,7 +128,7 @@ def _because_you_liked(movies: MovieTable, user_rows: np.ndarray, picked: np.nda
     """
     because = np.full(len(picked), -1, dtype=np.int64)
     similarity = np.full(len(picked), np.nan)
-    units = unit_factors(movies)
+    units = movies.derived("unit factors", lambda: unit_factors(movies))
     for user, rows in enumerate(liked):
         mine = np.flatnonzero(user_rows == user)
         if len(mine) and len(rows):
@@ -110,41 +138,110 @@ def _because_you_liked(movies: MovieTable, user_rows: np.ndarray, picked: np.nda
     return because, similarity
 
 
+def _candidates(movies: MovieTable, min_ratings: int):
+    """What ranking against the movies with ``min_ratings`` ratings needs, kept with the table.
+
+    ``(rows, ids, [q_i, b_i] transposed, its single-precision form, their taste feature counts and lengths)``.
+    """
+    def compute():
+        rows = np.flatnonzero(movies.frame[C.NUM_RATINGS].to_numpy() >= int(min_ratings))
+        item_ids, item_t = candidate_matrix(movies)
+        chosen_t = np.ascontiguousarray(item_t[:, rows])
+        counts = _taste_counts(movies)[rows]
+        return rows, item_ids[rows], chosen_t, single_precision(chosen_t), (counts, np.sqrt(counts.sum(axis=1)))
+
+    return movies.derived(("candidates", int(min_ratings)), compute)
+
+
+def _taste_counts(movies: MovieTable) -> np.ndarray:
+    return movies.derived("taste counts", lambda: feature_counts(list(movies.frame[FEATURES])))
+
+
+def _popular_users(model, movies: MovieTable, seen: Sequence[np.ndarray], ratings: Sequence[np.ndarray]) -> np.ndarray:
+    """Which users get the ``popular`` list: their ratings give the model nothing to fold in.
+
+    ``seen``/``ratings``: per user, the movie ids they rated and the ratings.
+    """
+    popular = np.zeros(len(seen), dtype=bool)
+    for user, (ids, values) in enumerate(zip(seen, ratings)):
+        rows = movies.positions(ids)
+        known = rows >= 0
+        if model.has_factors:
+            known[known] = movies.has_factors[rows[known]]
+        popular[user] = not known.any() or len(np.unique(values[known])) < 2
+    return popular
+
+
+def _outside_genres(movies: MovieTable, candidates: np.ndarray, liked: np.ndarray, n: int) -> np.ndarray:
+    """Ids of the candidates sharing no genre with the ``liked`` rows (none when fewer than ``n`` share one)."""
+    genres = movies.frame[C.GENRES].to_numpy()
+    wanted = {g for row in liked if genres[row] is not None for g in genres[row]}
+    if not wanted:
+        return np.zeros(0, dtype=np.int64)
+    inside = np.array([genres[c] is not None and not wanted.isdisjoint(genres[c]) for c in candidates], dtype=bool)
+    if inside.sum() < n:
+        return np.zeros(0, dtype=np.int64)
+    return movies.ids[candidates[~inside]]
+
+
 def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.DataFrame, n: int,
-                min_ratings: int, liked_rating: float, content_weight: float = 0.0) -> pd.DataFrame:
+                min_ratings: int, liked_rating: float, content_weight: float = 0.0,
+                people: Mapping[int, str] | None = None) -> pd.DataFrame:
     """Each custom user's ``n`` best unseen, popular-enough movies, explained.
 
-    ``model`` gives the global mean and scale (for a fold-in: the model the
-    users were folded into); ``movies`` its per-movie table with the
-    catalog and taste features; ``ratings`` the users' own ratings;
-    ``users`` their terms (``user_id, user_bias, features``; a user without
-    a row gets the model's cold-start ranking). Ranked by the unclipped
-    score plus ``content_weight * match``, then by movie id.
+    ``model`` gives the global mean, scale and whether it has factors (for a
+    fold-in: the model the users were folded into; a RecommenderModel or a
+    :class:`movierec_spark.models.saved.SavedModel`); ``movies`` its
+    per-movie table with the catalog and taste features; ``ratings`` the
+    users' own ratings; ``users`` their terms (``user_id, user_bias,
+    features``; a user without a row gets the model's cold-start ranking).
+    Ranked by the unclipped score plus ``content_weight * match``, then by
+    movie id. A user whose ratings the model cannot use gets the
+    ``popular`` list (module docstring), as do ``people`` (``user_id ->
+    user``) without a rating in ``ratings``.
     """
     if n < 1:
         raise ValueError(f"n must be 1 or more, got {n}")
+    everyone = np.union1d(ratings[C.USER_ID].to_numpy(dtype=np.int64), np.fromiter(people or (), dtype=np.int64))
+    if len(everyone) > USERS_PER_BLOCK:
+        # Blocks of users bound the users x movies matrices (scores, taste match) of a large file.
+        blocks = []
+        for start in range(0, len(everyone), USERS_PER_BLOCK):
+            block = everyone[start:start + USERS_PER_BLOCK]
+            mine = ratings[ratings[C.USER_ID].isin(block)]
+            theirs = {u: p for u, p in (people or {}).items() if u in set(block.tolist())}
+            blocks.append(top_n_table(model, movies, mine, users, n, min_ratings, liked_rating, content_weight, theirs))
+        return pd.concat(blocks, ignore_index=True)
     labels = ratings.drop_duplicates(C.USER_ID).set_index(C.USER_ID)[C.USER]
+    if people:
+        extra = {u: label for u, label in people.items() if u not in labels.index}
+        labels = pd.concat([labels, pd.Series(extra, dtype=object)]) if extra else labels
     user_ids = np.sort(labels.index.to_numpy(dtype=np.int64))
     terms = users.set_index(C.USER_ID).reindex(user_ids)
     by_user = {u: group for u, group in ratings.groupby(C.USER_ID)}
+    nobody = ratings.iloc[:0]
+    by_user.update({u: nobody for u in user_ids if u not in by_user})
     seen = [by_user[u][C.MOVIE_ID].to_numpy(dtype=np.int64) for u in user_ids]
     liked = []
     for u in user_ids:
         mine = by_user[u]
         rows = movies.positions(mine.loc[mine[C.RATING] >= float(liked_rating), C.MOVIE_ID])
         liked.append(np.unique(rows[rows >= 0]))
-    candidates = np.flatnonzero(movies.frame[C.NUM_RATINGS].to_numpy() >= int(min_ratings))
-    match = taste_match(list(movies.frame[FEATURES]), liked, candidates)
-    item_ids, item_t = candidate_matrix(movies)
+    candidates, candidate_ids, candidate_t, prepared, scored = _candidates(movies, min_ratings)
+    match = taste_match(None, liked, candidates, counts=_taste_counts(movies), scored=scored)
     clip = (float(model.scale.low), float(model.scale.high)) if model.clips else None
     factors = [None if not isinstance(f, (list, np.ndarray)) else f for f in terms[USER_FEATURES]]
+    bias = terms[USER_BIAS].fillna(0.0).to_numpy(dtype=np.float64)
+    popular = _popular_users(model, movies, seen, [by_user[u][C.RATING].to_numpy(dtype=np.float64) for u in user_ids])
+    for user in np.flatnonzero(popular):
+        bias[user], factors[user] = 0.0, None
+        seen[user] = np.concatenate([seen[user], _outside_genres(movies, candidates, liked[user], n)])
     rows, cols, ranks, prediction = rank_block(
-        terms[USER_BIAS].fillna(0.0).to_numpy(dtype=np.float64), factors, seen,
-        item_ids[candidates], item_t[:, candidates], n, float(model.global_mean), clip,
-        boost=float(content_weight) * match if content_weight else None,
+        bias, factors, seen, candidate_ids, candidate_t, n, float(model.global_mean), clip,
+        boost=float(content_weight) * match if content_weight else None, prepared=prepared,
     )
     picked = candidates[cols]
-    if getattr(model, "als", None) is not None:
+    if model.has_factors:
         because, similarity = _because_you_liked(movies, rows, picked, liked)
     else:
         because, similarity = np.full(len(picked), -1), np.full(len(picked), np.nan)
@@ -165,6 +262,7 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
         C.BECAUSE_YOU_LIKED: [r[0] for r in reasons],
         C.BECAUSE_MOVIE_ID: pd.Series([r[1] for r in reasons], dtype=object),
         C.SIMILARITY: similarity,
+        C.BASIS: np.where(popular[rows], BASIS_POPULAR, BASIS_PERSONAL).astype(object),
     })
     return table[list(TOP_N_COLUMNS)]
 
@@ -192,18 +290,21 @@ def similar_table(movies: MovieTable, movie_id: int, n: int, min_ratings: int) -
     return table[list(SIMILAR_COLUMNS)]
 
 
-def to_arrow(frame: pd.DataFrame, schema: T.StructType):
+def to_arrow(frame: pd.DataFrame, schema) -> pa.Table:
     """A small pandas table (``top_n_table``'s, ``similar_table``'s) as an Arrow table of ``schema``'s types.
 
-    What a job writes on the driver (:func:`movierec_spark.io.staged_table`)
-    instead of going through Spark: for a few hundred rows already in this
-    process, a Spark write is a job of its own (about 2.5 s on a cold JVM,
-    most of ``recommend.py``'s run from a saved model).
+    ``schema``: an Arrow schema (``TOP_N_ARROW``, ``SIMILAR_ARROW``) or a
+    Spark one. What a job writes on the driver
+    (:func:`movierec_spark.io.staged_table`) instead of going through Spark:
+    for a few hundred rows already in this process, a Spark write is a job
+    of its own (about 2.5 s on a cold JVM, most of ``recommend.py``'s run
+    from a saved model).
     """
-    import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_schema
+    if not isinstance(schema, pa.Schema):
+        from pyspark.sql.pandas.types import to_arrow_schema
 
-    return pa.Table.from_pandas(frame[list(schema.names)], schema=to_arrow_schema(schema), preserve_index=False)
+        schema = to_arrow_schema(schema)
+    return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
 
 
 def for_csv(frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,13 +31,14 @@ add ``content_weight * match`` to the ranking score only.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
 
 from movierec_spark import columns as C
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
 
 FEATURES = "_content_features"
 MATCH = "match"
@@ -45,6 +46,8 @@ MATCH = "match"
 
 def content_features() -> Column:
     """A movie's genres plus ``"decade 1950"`` (no decade without a year), from ``genres`` and ``year``."""
+    from pyspark.sql import functions as F
+
     genres = F.coalesce(F.col(C.GENRES), F.array().cast("array<string>"))
     decade = F.concat(F.lit("decade "), (F.floor(F.col(C.YEAR) / 10) * 10).cast("int").cast("string"))
     return F.when(F.col(C.YEAR).isNull(), genres).otherwise(F.array_union(genres, F.array(decade)))
@@ -55,16 +58,8 @@ def movie_features(catalog: DataFrame) -> DataFrame:
     return catalog.select(C.MOVIE_ID, content_features().alias(FEATURES))
 
 
-def taste_match(features: Sequence, liked: Sequence[np.ndarray], columns: np.ndarray | None = None) -> np.ndarray:
-    """``match`` of each user (row) with each movie (column): a users x movies matrix.
-
-    ``features``: each movie's feature list (None: none); ``liked``: per
-    user, the rows of ``features`` of the movies they liked (a repeat counts
-    once); ``columns``: the rows to score (default: all). A user's profile
-    is, per feature, the share of their liked movies having it; ``match``
-    is the cosine of a movie's feature counts and that profile, 0 when
-    either is empty.
-    """
+def feature_counts(features: Sequence) -> np.ndarray:
+    """Each movie's (row's) count of each feature: a movies x features matrix, features in order of appearance."""
     vocabulary: dict[str, int] = {}
     for listed in features:
         for feature in listed if listed is not None else ():
@@ -73,16 +68,35 @@ def taste_match(features: Sequence, liked: Sequence[np.ndarray], columns: np.nda
     for row, listed in enumerate(features):
         for feature in listed if listed is not None else ():
             counts[row, vocabulary[feature]] += 1.0
-    profiles = np.zeros((len(liked), len(vocabulary)), dtype=np.float64)
+    return counts
+
+
+def taste_match(features: Sequence, liked: Sequence[np.ndarray], columns: np.ndarray | None = None,
+                counts: np.ndarray | None = None, scored: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``match`` of each user (row) with each movie (column): a users x movies matrix.
+
+    ``features``: each movie's feature list (None: none); ``liked``: per
+    user, the rows of ``features`` of the movies they liked (a repeat counts
+    once); ``columns``: the rows to score (default: all). A user's profile
+    is, per feature, the share of their liked movies having it; ``match``
+    is the cosine of a movie's feature counts and that profile, 0 when
+    either is empty. ``counts`` (:func:`feature_counts` of ``features``)
+    and ``scored`` (``counts[columns]`` and its rows' lengths) may be
+    passed by a caller that keeps them.
+    """
+    if counts is None:
+        counts = feature_counts(features)
+    profiles = np.zeros((len(liked), counts.shape[1]), dtype=np.float64)
     for user, rows in enumerate(liked):
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         if len(rows):
             profiles[user] = counts[rows].sum(axis=0) / len(rows)
     norms = np.sqrt((profiles * profiles).sum(axis=1))
-    if columns is not None:
-        counts = counts[columns]
-    sizes = np.sqrt(counts.sum(axis=1))
+    if scored is None:
+        chosen = counts if columns is None else counts[columns]
+        scored = (chosen, np.sqrt(chosen.sum(axis=1)))
+    chosen, sizes = scored
     denominator = norms[:, None] * sizes[None, :]
-    totals = profiles @ counts.T
+    totals = profiles @ chosen.T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, totals / denominator, 0.0)

@@ -42,16 +42,18 @@ Spark has no built-in column function for a top-k over a matrix product.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from movierec_spark import columns as C
-from movierec_spark.models.factors import FEATURES
-from movierec_spark.models.recommender import USER_BIAS, RecommenderModel
+from movierec_spark.columns import FEATURES, USER_BIAS
 from movierec_spark.serving.movie_table import MovieTable, collect_movie_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from movierec_spark.models.recommender import RecommenderModel
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +65,35 @@ log = logging.getLogger(__name__)
 # block size does not change it.
 DEFAULT_BLOCK_SIZE = 64
 
-OUTPUT_SCHEMA = T.StructType(
-    [
-        T.StructField(C.USER_ID, T.IntegerType(), False),
-        T.StructField(C.RANK, T.IntegerType(), False),
-        T.StructField(C.MOVIE_ID, T.IntegerType(), False),
-        T.StructField(C.PREDICTION, T.DoubleType(), False),
-    ]
-)
+
+def _output_schema():
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField(C.USER_ID, T.IntegerType(), False),
+            T.StructField(C.RANK, T.IntegerType(), False),
+            T.StructField(C.MOVIE_ID, T.IntegerType(), False),
+            T.StructField(C.PREDICTION, T.DoubleType(), False),
+        ]
+    )
+
+
+def __getattr__(name: str):
+    # OUTPUT_SCHEMA (the Spark schema of the output) is built on first use:
+    # the ranking functions here serve the path without pyspark too.
+    if name == "OUTPUT_SCHEMA":
+        return _output_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _SEEN = "_seen"
 
 
 def _with_factors(frame: DataFrame, factors: DataFrame | None, key: str) -> DataFrame:
     """``frame`` plus ``features``: ALS factors (``id, features``) joined on ``key``; null without ALS."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
     if factors is None:
         return frame.withColumn(FEATURES, F.lit(None).cast(T.ArrayType(T.FloatType())))
     return frame.join(
@@ -91,6 +108,9 @@ def user_frame(model: RecommenderModel, users: DataFrame | None, seen: DataFrame
     then its grouping itself (no second pass over ``seen`` for their ids,
     no join).
     """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
     seen_lists = seen.groupBy(C.USER_ID).agg(F.collect_list(F.col(C.MOVIE_ID)).alias(_SEEN))
     if users is not None:
         seen_lists = users.select(C.USER_ID).distinct().join(seen_lists, on=C.USER_ID, how="left")
@@ -281,7 +301,7 @@ def _rank_users(user_bias, user_aug, seen_rows, seen_movies, item_ids, item_t, n
 
 
 def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, item_t: np.ndarray, n: int,
-               global_mean: float, clip, boost: np.ndarray | None = None):
+               global_mean: float, clip, boost: np.ndarray | None = None, prepared=None):
     """Each user's ``n`` best unseen candidates: ``(row, column, rank, prediction)`` arrays.
 
     One row per user: ``user_bias``, ``user_factors`` (a vector, or None for
@@ -291,7 +311,8 @@ def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, 
     ``mean + b_u`` left out) plus ``boost`` (users x candidates, e.g. the
     taste match, :mod:`movierec_spark.serving.taste`) when given; ties go to the
     smaller movie id. ``prediction`` is ``mean + b_u + b_i + p_u . q_i``,
-    clipped to ``clip`` (``(low, high)`` or None).
+    clipped to ``clip`` (``(low, high)`` or None). ``prepared``:
+    :func:`single_precision` of ``item_t``, for a caller that keeps it.
     """
     rank = item_t.shape[0] - 1
     user_aug = np.zeros((len(user_bias), rank + 1), dtype=np.float64)
@@ -304,7 +325,7 @@ def rank_block(user_bias: np.ndarray, user_factors, seen, item_ids: np.ndarray, 
     seen_rows = np.repeat(np.arange(len(lists)), [len(s) for s in lists])
     seen_movies = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
     return _rank_users(np.asarray(user_bias, dtype=np.float64), user_aug, seen_rows, seen_movies,
-                       item_ids, item_t, n, global_mean, clip, boost)
+                       item_ids, item_t, n, global_mean, clip, boost, prepared)
 
 
 def _block_arrays(block, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -398,6 +419,8 @@ def top_n_all_users(
     >>> top = top_n_all_users(model, train, 10)          # doctest: +SKIP
     >>> io.write_table(top, out / "top_n_all")            # doctest: +SKIP
     """
+    from pyspark.sql import functions as F
+
     if n < 1:
         raise ValueError(f"n must be 1 or more, got {n}")
     if block_size < 1:
@@ -413,11 +436,11 @@ def top_n_all_users(
     scorer = _score_blocks(item_ids, item_t, float(model.global_mean), clip, n, block_size)
     frame = user_frame(model, users, seen)
     if not on_driver:
-        return frame.mapInArrow(scorer, OUTPUT_SCHEMA)
+        return frame.mapInArrow(scorer, _output_schema())
     blocks = list(scorer(frame.toArrow().to_batches()))
     spark = seen.sparkSession
     if not blocks:
-        return spark.createDataFrame([], OUTPUT_SCHEMA)
+        return spark.createDataFrame([], _output_schema())
     import pyarrow as pa
 
-    return spark.createDataFrame(pa.Table.from_batches(blocks).to_pandas(), OUTPUT_SCHEMA)
+    return spark.createDataFrame(pa.Table.from_batches(blocks).to_pandas(), _output_schema())

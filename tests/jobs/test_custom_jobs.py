@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,79 @@ def test_similar_refuses_an_ambiguous_title(spark, model_dir):
     cfg = _config(similar, ["--model", str(model_dir), "--movie", "Heat"])
     with pytest.raises(MovieRecError, match="matches 2 movies"):
         similar.run(spark, cfg)
+
+
+# --- the path without Spark (movierec_spark.serving.local) against the Spark path ---
+
+
+def _no_session(monkeypatch):
+    def refuse(*_):
+        raise AssertionError("a session was built")
+
+    monkeypatch.setattr("movierec_spark.session.build_session", refuse)
+
+
+def _tables(out):
+    return pd.read_parquet(out / "top_n"), json.loads((out / "report.json").read_text())
+
+
+def test_recommend_serves_a_local_model_without_spark_and_writes_what_the_spark_path_writes(
+        spark, tmp_path, model_dir, monkeypatch):
+    ratings = str(_ratings_file(tmp_path, GOOD))
+    argv = ["--model", str(model_dir), "--custom-ratings", ratings, "--top-n", "4", "--min-ratings", "10"]
+    _no_session(monkeypatch)  # main() serves a local model folder without one
+    assert recommend.main([*argv, "--output", str(tmp_path / "local")]) == cli.EXIT_OK
+    assert recommend.run(spark, _config(recommend, [*argv, "--output", str(tmp_path / "spark")])) == cli.EXIT_OK
+    local, local_report = _tables(tmp_path / "local")
+    on_spark, spark_report = _tables(tmp_path / "spark")
+    assert (local_report["served"], spark_report["served"]) == ("local", "spark")
+    assert len(local) == 8 and set(local.basis) == {"personal"}
+    pd.testing.assert_frame_equal(local, on_spark)
+    assert (tmp_path / "local" / "top_n.csv").read_text() == (tmp_path / "spark" / "top_n.csv").read_text()
+
+
+def test_local_top_n_agrees_with_the_spark_fold_in(spark, tmp_path, model_dir):
+    """Same order and predictions within 1e-6 as fold_in (applyInPandas) + predict + top_n_unseen in Spark."""
+    from pyspark.sql import functions as F
+
+    from movierec_spark.io import read_catalog
+    from movierec_spark.models.recommender import RecommenderModel
+    from movierec_spark.serving.foldin import fold_in
+    from movierec_spark.serving.local import LocalRecommender
+    from movierec_spark.serving.recommend import top_n_unseen
+    from movierec_spark.settings import RecommendSettings
+
+    local = LocalRecommender.load(model_dir, RecommendSettings(top_n=5, min_ratings=10, content_weight=0.0))
+    ratings = local.read_ratings(_ratings_file(tmp_path, GOOD))
+    rated = local.ratings_frame(ratings)
+    mine = local.top_n(rated, local.fold_in(rated))
+
+    model = RecommenderModel.load(spark, model_dir, factors_only=True)
+    custom_df = spark.createDataFrame(rated)
+    candidates = read_catalog(spark, model_dir).filter(F.col("num_ratings") >= 10)
+    theirs = top_n_unseen(fold_in(model, custom_df), custom_df, candidates, custom_df, 5).toPandas()
+    theirs = theirs.sort_values(["user_id", "rank"]).reset_index(drop=True)
+    assert list(zip(mine.user_id, mine["rank"], mine.movie_id)) == list(zip(theirs.user_id, theirs["rank"], theirs.movie_id))
+    np.testing.assert_allclose(mine.prediction, theirs.prediction, rtol=0, atol=1e-6)
+
+
+def test_similar_serves_a_local_model_without_spark_like_the_spark_path(spark, tmp_path, model_dir, monkeypatch):
+    argv = ["--model", str(model_dir), "--movie", "the matrix", "--top-n", "4", "--min-ratings", "10"]
+    _no_session(monkeypatch)
+    assert similar.main([*argv, "--output", str(tmp_path / "local")]) == cli.EXIT_OK
+    assert similar.run(spark, _config(similar, [*argv, "--output", str(tmp_path / "spark")])) == cli.EXIT_OK
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / "similar"),
+                                  pd.read_parquet(tmp_path / "spark" / "similar"))
+
+
+def test_many_people_fold_in_on_the_executors_to_the_same_table(spark, tmp_path, model_dir, monkeypatch):
+    from movierec_spark.serving import local
+
+    ratings = str(_ratings_file(tmp_path, GOOD))
+    argv = ["--model", str(model_dir), "--custom-ratings", ratings, "--top-n", "4", "--min-ratings", "10"]
+    assert recommend.run(spark, _config(recommend, [*argv, "--output", str(tmp_path / "driver")])) == cli.EXIT_OK
+    monkeypatch.setattr(local, "LOCAL_MAX_USERS", 1)
+    code, jobs = jobs_while(spark, "many", lambda: recommend.run(
+        spark, _config(recommend, [*argv, "--output", str(tmp_path / "executors")])))
+    assert code == cli.EXIT_OK and jobs  # the grouped fold-in is a Spark job
+    pd.testing.assert_frame_equal(_tables(tmp_path / "executors")[0], _tables(tmp_path / "driver")[0], rtol=1e-9)

@@ -1,4 +1,4 @@
-"""The notebook runs headless end to end against a small saved model."""
+"""The notebook runs headless end to end against a small saved model, with no JVM in its kernel."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _text(cell) -> str:
     return "\n".join(parts)
 
 
+# Run first in the kernel: from then on any import of pyspark fails, so
+# nothing the notebook does can start a JVM.
+NO_PYSPARK = 'import sys\nsys.modules["pyspark"] = None'
+SPARK_MODULES = 'sorted(m for m, v in sys.modules.items() if m.startswith("pyspark") and v is not None)'
+
+
 @pytest.mark.slow
 def test_notebook_executes_and_shows_top_n_and_similar(spark, tmp_path, tmp_path_factory, monkeypatch):
     import nbclient
@@ -40,14 +46,9 @@ def test_notebook_executes_and_shows_top_n_and_similar(spark, tmp_path, tmp_path
     model_dir = saved_trained_model(spark, tmp_path_factory)
     monkeypatch.setenv("MOVIEREC_MODEL", str(model_dir))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    # The kernel starts its own small JVM beside the test session's.
-    monkeypatch.setenv(
-        "PYSPARK_SUBMIT_ARGS",
-        f"--master local[1] --driver-memory 1g --conf spark.ui.enabled=false "
-        f"--conf spark.sql.shuffle.partitions=2 --conf spark.local.dir={tmp_path} pyspark-shell",
-    )
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(NO_PYSPARK))
+    notebook.cells.append(nbformat.v4.new_code_cell(SPARK_MODULES))
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     )
@@ -73,3 +74,4 @@ def test_notebook_executes_and_shows_top_n_and_similar(spark, tmp_path, tmp_path
     assert similar and "Matrix, The (1999)" not in [row[1] for row in similar]
     scores = [float(row[3]) for row in similar]
     assert scores == sorted(scores, reverse=True)
+    assert _text(by_source[SPARK_MODULES]).strip() == "[]"

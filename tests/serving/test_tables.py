@@ -98,23 +98,24 @@ def test_top_n_is_the_hand_computed_table(spark):
     Sci-Fi 1, Horror .5, decade 1990 .5, decade 1970 .5, norm sqrt 2; Twin A
     has Comedy and decade 1990: 0.5 / (sqrt 2 sqrt 2) = 0.25), twins tie and
     70 comes first; "because": cos(70, 10) = 1/sqrt 2 beats cos(70, 40) < 0.
-    eve (bias -0.1, no factors) liked nothing: by 3 - 0.1 + b_i, no match, no reason.
+    eve rated one movie (nothing to fold in: the popular list, her bias -0.1
+    and missing factors set aside) and liked nothing: by 3 + b_i, no match, no reason.
     """
     model = tiny_model(spark)
     movies = _movies(spark, model)
     rated = _ratings([("dee", 200, 10, 5.0), ("dee", 200, 40, 4.0), ("dee", 200, 20, 1.0), ("eve", 201, 70, 2.0)])
     users = pd.DataFrame({C.USER_ID: [200, 201], "user_bias": [1.5, -0.1], "features": [[1.0, 0.5], None]})
     got = top_n_table(model, movies, rated, users, n=3, min_ratings=20, liked_rating=4.0, content_weight=1.0)
-    reason = ("Matrix, The (1999)", 10, 1 / math.sqrt(2))
-    none = (None, None, None)
+    reason = ("Matrix, The (1999)", 10, 1 / math.sqrt(2), "personal")
+    none = (None, None, None, "popular")
     expected = spark.createDataFrame(
         [
             ("dee", 200, 1, 70, "Twin A", 1990, ["Comedy"], 5.0, 25, 0.25, *reason),
             ("dee", 200, 2, 80, "Twin B", 1990, ["Comedy"], 5.0, 25, 0.25, *reason),
-            ("dee", 200, 3, 50, "No Factors", None, [], 4.75, 40, 0.0, *none),
-            ("eve", 201, 1, 40, "Alien", 1979, ["Horror", "Sci-Fi"], 3.9, 30, 0.0, *none),
-            ("eve", 201, 2, 10, "Matrix, The", 1999, ["Action", "Sci-Fi"], 3.4, 100, 0.0, *none),
-            ("eve", 201, 3, 80, "Twin B", 1990, ["Comedy"], 3.2, 25, 0.0, *none),
+            ("dee", 200, 3, 50, "No Factors", None, [], 4.75, 40, 0.0, None, None, None, "personal"),
+            ("eve", 201, 1, 40, "Alien", 1979, ["Horror", "Sci-Fi"], 4.0, 30, 0.0, *none),
+            ("eve", 201, 2, 10, "Matrix, The", 1999, ["Action", "Sci-Fi"], 3.5, 100, 0.0, *none),
+            ("eve", 201, 3, 80, "Twin B", 1990, ["Comedy"], 3.3, 25, 0.0, *none),
         ],
         TOP_N_SCHEMA,
     )
@@ -150,7 +151,13 @@ def test_top_n_order_is_by_score_then_movie_id(spark, table, custom, folded):
         candidates = [m for m, (_, _, _, n) in CATALOG.items() if n >= 20 and m not in set(
             r.movie_id for r in custom.filter(f"user_id = {user_id}").collect())]
 
+        # cy rated one movie: the popular list, by mean + b_i alone.
+        personal = set(rows.basis) == {"personal"}
+        assert personal == (user_id != 102) and set(rows.basis) <= {"personal", "popular"}
+
         def score(m):
+            if not personal:
+                return GLOBAL_MEAN + ITEM_BIAS.get(m, 0.0)
             factor = float(np.dot(state.features, ITEM_FACTORS[m])) if m in ITEM_FACTORS else 0.0
             return GLOBAL_MEAN + state.user_bias + ITEM_BIAS.get(m, 0.0) + factor
 

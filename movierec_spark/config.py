@@ -55,6 +55,8 @@ def read_config_file(path: str | Path) -> Config:
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise MovieRecError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise MovieRecError(f"config file {path} is a folder, not a file; give the TOML file's path") from None
     except tomllib.TOMLDecodeError as exc:
         raise MovieRecError(f"config file {path} is not valid TOML: {exc}") from None
     config: Config = {}

@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,11 +133,43 @@ def publish_dir(staging: Path, final: Path) -> None:
 
 
 def check_output_dir(final: str | Path) -> Path:
-    """Refuse an output path that exists as a file; return it as a Path."""
+    """Refuse an output path that exists as a file, or whose folder cannot be written; return it as a Path.
+
+    The staging folder is made beside ``final``, so the nearest existing
+    folder above it must take a new entry: checked by making (and removing)
+    one, which also catches read-only mounts and a root-owned parent.
+    Remote URIs are left for Spark to check.
+    """
     final = Path(final).expanduser()
+    if "://" in str(final):
+        return final
     if final.exists() and not final.is_dir():
         raise MovieRecError(f"output path {final} is an existing file; give a folder path")
+    ancestor = final.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise MovieRecError(f"output folder {final} cannot be made: {ancestor} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".movierec-write-check-", dir=ancestor))
+    except OSError as exc:
+        raise MovieRecError(
+            f"output folder {final} cannot be written: {ancestor} is not writable ({exc.strerror})"
+        ) from None
     return final
+
+
+def check_input_file(path: str | Path, what: str, hint: str = "") -> Path:
+    """Refuse an input file that is missing or is a folder; return it as a Path.
+
+    ``hint`` is appended to the "does not exist" line (e.g. how to pass none).
+    """
+    found = Path(path).expanduser()
+    if found.is_dir():
+        raise MovieRecError(f"{what} {path} is a folder, not a file; give the file's path")
+    if not found.is_file():
+        raise MovieRecError(f"{what} {path} does not exist{hint}")
+    return found
 
 
 def check_job_paths(data: dict | None = None, output: str | Path | None = None) -> None:
@@ -147,8 +180,13 @@ def check_job_paths(data: dict | None = None, output: str | Path | None = None) 
     """
     for key, flag in (("source", "--source"), ("ingested_dir", "--ingested")):
         value = (data or {}).get(key)
-        if value and "://" not in str(value) and not Path(str(value)).expanduser().exists():
+        if not value or "://" in str(value):
+            continue
+        found = Path(str(value)).expanduser()
+        if not found.exists():
             raise MovieRecError(f"{flag} path {value} does not exist")
+        if key == "ingested_dir" and not found.is_dir():
+            raise MovieRecError(f"{flag} path {value} is a file, not a folder; give jobs/ingest.py's output folder")
     if output and "://" not in str(output):
         check_output_dir(output)
 
@@ -486,17 +524,20 @@ def read_small_csv(path: str | Path, what: str = "file") -> tuple[list[str], lis
     rows: list[tuple[int, list[str]]] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            for fields in csv.reader(lines(fh)):
+            reader = csv.reader(lines(fh))
+            for fields in reader:
                 rows.append((start[0] or 0, fields))
                 start[0] = None
     except FileNotFoundError:
         raise MovieRecError(f"{what} {path} does not exist") from None
     except IsADirectoryError:
-        raise MovieRecError(f"{what} {path} is a folder; give the CSV file") from None
+        raise MovieRecError(f"{what} {path} is a folder, not a file; give the file's path") from None
     except UnicodeDecodeError as exc:
         raise MovieRecError(f"{what} {path} is not UTF-8 text ({exc.reason}); save it as UTF-8 CSV") from None
     except csv.Error as exc:
-        raise MovieRecError(f"{what} {path} is not valid CSV: {exc}") from None
+        # The row's first line: a quoted field may have run on over many lines.
+        where = f"line {start[0]}: " if start[0] else ""
+        raise MovieRecError(f"{what} {path} is not valid CSV: {where}{exc}") from None
     if not rows:
         return [], []
     (_, header), data = rows[0], rows[1:]

@@ -318,15 +318,11 @@ def check_data_and_split(cfg: Config) -> None:
 
     The values themselves were checked by :mod:`movierec_spark.settings` (``cli.build_config``).
     """
-    data = cfg.get("data", {})
-    for key in ("source", "ingested_dir"):
-        if data.get(key) and not Path(data[key]).expanduser().exists():
-            raise MovieRecError(f"{key.replace('_dir', '')} path {data[key]} does not exist")
+    io.check_job_paths(cfg.get("data", {}))
     if P.split_method(cfg) == "predefined":
         split = cfg.get("split", {})
         for key, flag in (("train_ratings_file", "--train-ratings"), ("test_ratings_file", "--test-ratings")):
-            if not Path(split.get(key) or "").expanduser().is_file():
-                raise MovieRecError(f"{flag} file {split.get(key)} does not exist")
+            io.check_input_file(split.get(key) or "", f"{flag} file")
 
 
 def check(cfg: Config, outputs: Outputs = TRAIN) -> None:
@@ -334,8 +330,8 @@ def check(cfg: Config, outputs: Outputs = TRAIN) -> None:
     check_data_and_split(cfg)
     if outputs.recommend:
         custom = cfg.get("recommend", {}).get("custom_ratings_file")
-        if custom and not Path(custom).expanduser().is_file():
-            raise MovieRecError(f"custom ratings file {custom} does not exist (pass --custom-ratings '' for none)")
+        if custom:
+            io.check_input_file(custom, "custom ratings file", " (pass --custom-ratings '' for none)")
     output = cfg.get(outputs.section, {}).get("output")
     if not output:
         raise MovieRecError("no output folder: pass --output DIR")

@@ -18,10 +18,11 @@ from movierec_spark import MovieRecError, cli, io
 from movierec_spark.data.releases import HALF_STARS
 from movierec_spark.data.titles import Movie, TitleIndex
 from movierec_spark.serving.custom import read_custom_ratings
+from tests.job_logging import keep_logging  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(autouse=True)
-def no_spark(monkeypatch):
+def no_spark(monkeypatch, keep_logging):
     def build_session(app_name):
         raise AssertionError(f"{app_name} started Spark before refusing")
 

@@ -53,21 +53,55 @@ def make_split(spark: SparkSession, cfg: Config, loaded):
     section = cfg.get("split", {})
     method = split_method(cfg)
     if method == S.PREDEFINED:
-        from movierec_spark.data.load import load_ratings_file
         from movierec_spark.data.releases import get_release
 
         release = get_release(loaded.name)
         movie_ids = loaded.movies.select(C.MOVIE_ID)
-        train, train_rejects = load_ratings_file(spark, release, section["train_ratings_file"], movie_ids)
-        test, test_rejects = load_ratings_file(spark, release, section["test_ratings_file"], movie_ids)
+        train, train_rejects = split_file(spark, release, section["train_ratings_file"], "--train-ratings", movie_ids)
+        test, test_rejects = split_file(spark, release, section["test_ratings_file"], "--test-ratings", movie_ids)
         return S.predefined_split(train, test), {
-            "train_file_rejects": train_rejects.count(),
-            "test_file_rejects": test_rejects.count(),
+            "train_file_rejects": train_rejects,
+            "test_file_rejects": test_rejects,
         }
     partitions = section.get("partitions", S.SPLIT_PARTITIONS)
     return S.split_ratings(
         loaded.ratings, method, float(section["test_fraction"]), int(section["seed"]), partitions
     ), {}
+
+
+_SHOWN_REJECTS = 5
+
+
+def split_file(spark: SparkSession, release, path, flag: str, movie_ids: DataFrame) -> tuple[DataFrame, int]:
+    """The ratings of one predefined split file and how many of its lines were rejected.
+
+    Rejected lines are logged as ingest counts them (by reason) with the
+    first few as read; a file none of whose lines loads (a movies file
+    given as ``--train-ratings``, another release's split) is a
+    MovieRecError naming the file, its lines and the main reasons, before
+    any model is fitted.
+    """
+    from movierec_spark.data import validate as V
+    from movierec_spark.data import schemas
+    from movierec_spark.data.load import load_table_file
+
+    checked = load_table_file(spark, release, "ratings", path, movie_ids)
+    counts, _ = V.count_checked(checked)
+    by_reason = sorted(counts["rejected_by_reason"].items(), key=lambda item: -item[1])
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in by_reason)
+    if counts["read"] and not counts["loaded"]:
+        raise MovieRecError(
+            f"{flag} file {path}: all {counts['read']:,} lines were rejected ({reasons}); "
+            f"is it a ratings file of {release.name}?"
+        )
+    if not counts["read"]:
+        raise MovieRecError(f"{flag} file {path} has no lines; give a ratings file of {release.name}")
+    if counts["rejected"]:
+        log.warning("%s file %s: %d of %d lines rejected (%s)", flag, path, counts["rejected"], counts["read"], reasons)
+        rejects = V.rejected_rows(checked, "ratings").limit(_SHOWN_REJECTS).collect()
+        for row in rejects:
+            log.warning("  rejected (%s): %.200s", row[C.REASON], row[C.RAW])
+    return V.loaded_rows(checked, schemas.RATINGS), counts["rejected"]
 
 
 def known_ratings(loaded) -> int | None:

@@ -171,6 +171,7 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
     timer = StageTimer()
     output = io.check_output_dir(cfg[outputs.section]["output"])
     names = models_wanted(cfg, outputs)
+    check_als_memory(spark, cfg, names)
     evaluate = cfg.get("evaluate", {})
     k = int(evaluate["k"])
     shuffle_before = None
@@ -243,6 +244,24 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
         finally:
             P.restore_shuffle_partitions(spark, shuffle_before)
     return RunResult(metrics, recs_table, output)
+
+
+def als_sections(cfg: Config, names: list[str]) -> list[str]:
+    """The config sections (``als``, ``implicit``) whose rank a run of ``names`` fits, blend members included."""
+    used = set(names)
+    if R.BLEND in used:
+        used |= set(R.blend_settings(cfg)["members"])
+    if R.TOPN_BLEND in used:
+        used |= set(R.topn_blend_weights(cfg))
+    return [section for section, model in (("als", R.ALS), ("implicit", R.IMPLICIT)) if model in used]
+
+
+def check_als_memory(spark: SparkSession, cfg: Config, names: list[str]) -> None:
+    """Refuse, before loading anything, an ALS rank that cannot fit ``spark.driver.memory`` (models/als_memory.py)."""
+    from movierec_spark.models import als_memory
+
+    limit = spark.sparkContext.getConf().get("spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
+    als_memory.check_ranks(cfg, als_sections(cfg, names), spark.sparkContext.defaultParallelism, limit)
 
 
 def evaluate_all(models, fitter, split, scored_test, column_of, evaluate: dict, outputs: Outputs, timer):

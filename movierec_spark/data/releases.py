@@ -55,6 +55,8 @@ class Release:
     archive_sha256: str | None = None
     archive_size: int | None = None
     published_ratings: int | None = None  # from the release's README
+    published_users: int | None = None  # ditto: users who rated, movies in the movies file
+    published_movies: int | None = None
     notes: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -87,6 +89,8 @@ RELEASES: dict[str, Release] = {
             archive_sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
             archive_size=4_924_029,
             published_ratings=100_000,
+            published_users=943,
+            published_movies=1_682,
             extra={"genres": "u.genre", "occupations": "u.occupation"},
         ),
         Release(
@@ -99,6 +103,8 @@ RELEASES: dict[str, Release] = {
             archive_sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
             archive_size=5_917_549,
             published_ratings=1_000_209,
+            published_users=6_040,
+            published_movies=3_883,
         ),
         Release(
             name="ml-10m",
@@ -108,6 +114,8 @@ RELEASES: dict[str, Release] = {
             encoding="UTF-8",
             scale=HALF_STARS,
             published_ratings=10_000_054,
+            published_users=71_567,
+            published_movies=10_681,
             notes="GroupLens publishes no checksum that this project could record.",
         ),
         Release(
@@ -120,6 +128,8 @@ RELEASES: dict[str, Release] = {
             archive_sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
             archive_size=198_702_078,
             published_ratings=20_000_263,
+            published_users=138_493,
+            published_movies=27_278,
         ),
         Release(
             name="ml-25m",
@@ -131,6 +141,8 @@ RELEASES: dict[str, Release] = {
             archive_sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
             archive_size=261_978_986,
             published_ratings=25_000_095,
+            published_users=162_541,
+            published_movies=62_423,
         ),
         Release(
             name="ml-32m",
@@ -140,6 +152,8 @@ RELEASES: dict[str, Release] = {
             encoding="UTF-8",
             scale=HALF_STARS,
             published_ratings=32_000_204,
+            published_users=200_948,
+            published_movies=87_585,
             notes="GroupLens publishes only an MD5 beside the zip (ml-32m.zip.md5).",
         ),
         Release(
@@ -162,6 +176,8 @@ RELEASES: dict[str, Release] = {
             archive_sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
             archive_size=978_202,
             published_ratings=100_836,
+            published_users=610,
+            published_movies=9_742,
         ),
     ]
 }

@@ -128,6 +128,18 @@ def best_toml_header(summary: dict[str, Any], metric_name: str, best: dict[str, 
     ])
 
 
+def check_grid_memory(spark: SparkSession, cfg: Config, mode: str, grid: dict[str, list[Any]]) -> None:
+    """Refuse, before loading anything, a grid whose largest rank cannot fit ``spark.driver.memory``."""
+    from movierec_spark.models import als_memory
+
+    if not grid.get("rank"):
+        return
+    limit = spark.sparkContext.getConf().get("spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
+    size = als_memory.release_size(cfg.get("data", {}))
+    als_memory.check_rank(f"[tune] {mode}_rank (--grid rank=...)", max(int(r) for r in grid["rank"]), size,
+                          spark.sparkContext.defaultParallelism, limit)
+
+
 def run_tuning(spark: SparkSession, cfg: Config, command: str = "") -> TuneResult:
     """Search the grid of ``[tune]`` on the training split and publish the leaderboard and ``best.toml``."""
     import pandas as pd
@@ -149,6 +161,7 @@ def run_tuning(spark: SparkSession, cfg: Config, command: str = "") -> TuneResul
     output = io.check_output_dir(tune["output"])
     k = int(cfg["evaluate"]["k"])
     grid = grid_from_config(cfg, mode)
+    check_grid_memory(spark, cfg, mode, grid)
     with checkpoint_dir(spark, cfg.get("als", {}).get("checkpoint_dir")) as checkpoints:
         with timer.stage("load"):
             loaded = load_data(spark, cfg["data"])

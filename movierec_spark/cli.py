@@ -10,9 +10,14 @@ on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import logging
+import signal
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -211,6 +216,100 @@ def print_result(text: str, output: str | Path | None = None) -> None:
         print(f"\nWritten to {output}")
 
 
+# Every output is published whole at the end (io.staged_output), so a run
+# stopped before then has replaced nothing.
+INTERRUPTED = "interrupted before its output was published; any earlier output is intact"
+# What py4j and Spark raise in the driver when the JVM under it stopped
+# (Ctrl-C reaches both processes; spark-submit's JVM can be killed alone).
+_SPARK_GONE = (
+    "SparkContext was shut down",
+    "SparkContext has been shutdown",
+    "stopped SparkContext",
+    "Answer from Java side is empty",
+    "Error while sending or receiving",
+    "Error while receiving",
+)
+
+
+@contextmanager
+def _interrupts_unwind(spark):
+    """Ctrl-C (SIGINT) and a plain ``kill`` (SIGTERM) unwind the run: one line said, staging removed, Spark stopped.
+
+    The first signal turns Spark's logging off, cancels its jobs and waits
+    for them to end, from a helper thread, while the driver's current JVM
+    call finishes (a cancelled job ends it): cutting that call short would
+    interrupt JVM threads mid-write, each printing a stack trace. The helper
+    then interrupts the driver, unless the cancelled call already ended the
+    run; a second signal from outside raises at once. (py4j pins one JVM
+    connection to each Python thread, so the helper's calls do not wait on
+    the driver's.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state = {"signalled": False, "unwinding": False}
+    helpers: list[threading.Thread] = []
+
+    def quiet_cancel_and_interrupt():
+        try:
+            context = spark.sparkContext
+            context.setLogLevel("OFF")
+            context.cancelAllJobs()
+            for _ in range(150):  # at most 15 s
+                if not context.statusTracker().getActiveJobsIds():
+                    break
+                time.sleep(0.1)
+        except Exception:  # noqa: BLE001 - the JVM may be gone already
+            pass
+        if not state["unwinding"]:
+            _thread.interrupt_main(signal.SIGINT)
+
+    def interrupt(signum, frame):
+        if state["unwinding"]:
+            return
+        if state["signalled"]:
+            state["unwinding"] = True
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        state["signalled"] = True
+        helpers.append(threading.Thread(target=quiet_cancel_and_interrupt, name="movierec-interrupt", daemon=True))
+        helpers[0].start()
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        state["unwinding"] = True
+        raise
+    except Exception:
+        if not state["signalled"]:
+            raise
+        state["unwinding"] = True  # a call that failed because its job was cancelled
+        raise KeyboardInterrupt("cancelled") from None
+    finally:
+        state["unwinding"] = True
+        for helper in helpers:
+            helper.join(timeout=20)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def spark_went_away(exc: BaseException) -> bool:
+    """Whether ``exc`` says the JVM under the driver stopped (rather than the job failing)."""
+    # Only a process that imported py4j (started Spark) can have met its errors.
+    py4j_errors = sys.modules.get("py4j.protocol")
+    if isinstance(exc, ConnectionError) or (py4j_errors is not None and isinstance(exc, py4j_errors.Py4JNetworkError)):
+        return True
+    return any(marker in str(exc) for marker in _SPARK_GONE)
+
+
+def _stop_quietly(spark) -> None:
+    """``spark.stop()``; a JVM that is already gone is not a second error."""
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001 - the run's own outcome is what gets reported
+        log.debug("stopping Spark failed", exc_info=True)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -249,18 +348,24 @@ def run_job(
 
         spark = build_session(prog)
         try:
-            return run(spark, cfg) or EXIT_OK
+            with _interrupts_unwind(spark):
+                return run(spark, cfg) or EXIT_OK
         finally:
-            spark.stop()
+            _stop_quietly(spark)
     except MovieRecError as exc:
         if args.verbose:
             log.exception("%s failed", prog)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        log.debug("%s interrupted", prog, exc_info=True)
+        print(f"{prog}: {INTERRUPTED}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last line of defence for users
+        if spark_went_away(exc):
+            log.debug("%s: Spark stopped under the job", prog, exc_info=True)
+            print(f"{prog}: Spark stopped; {INTERRUPTED}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         # Only a process that imported pyspark can have met its errors.
         spark_errors = sys.modules.get("pyspark.errors")
         if spark_errors is not None and isinstance(exc, spark_errors.AnalysisException):

@@ -26,8 +26,22 @@ def configure_logging(verbose: bool = False) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-    # py4j logs every gateway call at INFO.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # py4j logs every gateway call at INFO, and a JVM that went away (an
+    # interrupted run) at ERROR with a traceback, some of it through the root
+    # logger; the driver gets the same news as an exception, which the job
+    # reports in one line (cli.run_job).
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    root = logging.getLogger()
+    if not root.handlers:  # else someone (pytest) already decides where records go
+        fallback = logging.StreamHandler(sys.stderr)
+        fallback.setFormatter(handler.formatter)
+        fallback.addFilter(_not_py4j)
+        root.addHandler(fallback)
+
+
+def _not_py4j(record: logging.LogRecord) -> bool:
+    """False for py4j's own records (it calls ``logging.exception`` on the root logger)."""
+    return "py4j" not in record.pathname
 
 
 class StageTimer:

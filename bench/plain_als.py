@@ -13,10 +13,11 @@ Deviations from the example, each in the reference's favour:
   every action), so "fit" times ALS and not the parsing;
 - every stage ends with an action, so each stage's wall time is its own.
 
-The custom user (``conf/custom_ratings.csv``) is added to the training set
-under a new id before fitting, as tutorials do, and gets top-N afterwards.
+The custom user (``bench/custom_ratings.csv``: movie ids, all this script
+reads) is added to the training set under a new id before fitting, as
+tutorials do, and gets top-N afterwards.
 
-    spark-submit bench/plain_als.py --ratings ratings.csv --custom conf/custom_ratings.csv \\
+    spark-submit bench/plain_als.py --ratings ratings.csv --custom bench/custom_ratings.csv \\
         --output /tmp/plain --metrics /tmp/plain.json
 """
 

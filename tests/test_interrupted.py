@@ -1,11 +1,11 @@
 """Issue 20, item 6: a run stopped mid-write says so in one line and leaves the earlier output intact.
 
-Through the real wrapper and JVM (a signal's path cannot be faked in
-process): ``jobs/train_als.py`` on ml-latest-small is stopped once it starts
-writing, by a plain ``kill`` of the Python driver. (Ctrl-C, which a terminal
-sends to the JVM too, is not covered: the JVM exits first, and the driver's
-line, which reaches the terminal through it, is lost.) The run costs a JVM
-start and a fit, hence ``slow``.
+The slow test goes through the real wrapper and JVM, where the stack traces
+came from: ``jobs/train_als.py`` on ml-latest-small is stopped once it
+starts writing, by a plain ``kill`` of the Python driver. (Ctrl-C, which a
+terminal sends to the JVM too, is not covered: the JVM exits first, and the
+driver's line, which reaches the terminal through it, is lost.) The
+Spark-free tests below check ``cli.run_job``'s side with a stand-in session.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import os
 import signal
 import subprocess
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import JVM_NOISE, ROOT, SUBMIT, submit_env
+from tests.job_logging import keep_logging  # noqa: F401 (a fixture)
 
 LINE = "train_als: interrupted before its output was published; any earlier output is intact"
 
@@ -75,3 +77,78 @@ def test_a_driver_killed_mid_write_says_so_in_one_line_and_keeps_the_earlier_out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
     assert [p.name for p in out.iterdir()] == ["metrics.json"]
     assert (out / "metrics.json").read_text() == '{"earlier": true}\n'
+
+
+# --- the same in process, Spark-free: a stand-in session records what the driver asked of it ---
+
+
+class _FakeContext:
+    def __init__(self):
+        self.calls = []
+
+    def setLogLevel(self, level):  # noqa: N802 - SparkContext's name
+        self.calls.append(("setLogLevel", level))
+
+    def cancelAllJobs(self):  # noqa: N802
+        self.calls.append(("cancelAllJobs",))
+
+    def statusTracker(self):  # noqa: N802
+        return types.SimpleNamespace(getActiveJobsIds=lambda: [])
+
+
+def _run(monkeypatch, capsys, body):
+    """``cli.run_job`` of a job whose ``run`` is ``body(spark)``: (exit code, stderr lines, context calls, stopped)."""
+    from movierec_spark import cli
+
+    context = _FakeContext()
+    stopped = []
+    spark = types.SimpleNamespace(sparkContext=context, stop=lambda: stopped.append(True))
+    monkeypatch.setattr("movierec_spark.session.build_session", lambda name: spark)
+    parser = cli.make_parser("job", "test")
+    code = cli.run_job("job", parser, lambda session, cfg: body(session), [])
+    err = [line for line in capsys.readouterr().err.splitlines() if not line[:2].isdigit()]
+    return code, err, context.calls, stopped
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_quiets_and_cancels_spark_then_says_one_line(monkeypatch, capsys, keep_logging, signum):
+    def body(spark):
+        os.kill(os.getpid(), signum)
+        time.sleep(10)  # a long JVM call; the helper's interrupt ends it
+        raise AssertionError("not interrupted")
+
+    before = signal.getsignal(signum)
+    code, err, calls, stopped = _run(monkeypatch, capsys, body)
+    assert (code, err) == (130, ["job: interrupted before its output was published; any earlier output is intact"])
+    assert calls == [("setLogLevel", "OFF"), ("cancelAllJobs",)]
+    assert stopped == [True]
+    assert signal.getsignal(signum) is before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "Py4JNetworkError",
+        "Job 89 cancelled because SparkContext was shut down",
+        "An error occurred while calling o123.count: Answer from Java side is empty",
+    ],
+)
+def test_a_jvm_gone_from_under_the_driver_reads_as_an_interruption(monkeypatch, capsys, keep_logging, error):
+    from py4j.protocol import Py4JNetworkError
+
+    def body(spark):
+        raise Py4JNetworkError("connection refused") if error == "Py4JNetworkError" else RuntimeError(error)
+
+    code, err, calls, _ = _run(monkeypatch, capsys, body)
+    assert (code, err) == (
+        130, ["job: Spark stopped; interrupted before its output was published; any earlier output is intact"]
+    )
+    assert calls == []
+
+
+def test_a_job_that_fails_on_its_own_is_not_called_interrupted(monkeypatch, capsys, keep_logging):
+    def body(spark):
+        raise RuntimeError("division by zero somewhere")
+
+    code, err, _, _ = _run(monkeypatch, capsys, body)
+    assert (code, err) == (1, ["job: error: RuntimeError: division by zero somewhere (run with --verbose for the stack trace)"])

@@ -51,7 +51,7 @@ from movierec_spark.data import schemas
 from movierec_spark.data.releases import RatingScale
 # The kinds and column names are defined without Spark (the serving path
 # without a JVM reads them) and kept importable from here.
-from movierec_spark.models.saved import FORMAT_VERSION, KIND_EXPLICIT, KIND_IMPLICIT, read_metadata
+from movierec_spark.models.saved import FORMAT_VERSION, KIND_EXPLICIT, KIND_IMPLICIT, read_metadata  # noqa: F401 - KIND_IMPLICIT re-exported
 
 DAY_BIAS = "day_bias"
 DAY = "day"

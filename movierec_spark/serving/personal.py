@@ -38,7 +38,7 @@ from movierec_spark.serving.custom import CustomRating
 from movierec_spark.models.factors import FEATURES, require_factors
 from movierec_spark.serving.foldin import fold_in_local
 # check_model_dir is imported from here by the jobs and the notebook too.
-from movierec_spark.serving.local import MOVIE_TABLE_COLUMNS, check_model_dir, find_movie, title_index
+from movierec_spark.serving.local import MOVIE_TABLE_COLUMNS, check_model_dir, find_movie, title_index  # noqa: F401 - check_model_dir re-exported for the jobs
 from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
 from movierec_spark.models.recommender import USER_BIAS, RecommenderModel
 from movierec_spark.serving.movie_table import MovieTable, collect_movie_table, movie_table_frame

@@ -73,6 +73,7 @@ export MOVIEREC_CONF_DIR="${MOVIEREC_CONF_DIR:-$ROOT/conf}"
 spark_opts=()
 user_py_files=""
 master=""
+deploy_mode=""
 job=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -102,6 +103,17 @@ while [[ $# -gt 0 ]]; do
       ;;
     --master=*)
       master="${1#--master=}"
+      spark_opts+=("$1")
+      shift
+      ;;
+    --deploy-mode)
+      [[ $# -ge 2 ]] || die "--deploy-mode needs a value"
+      deploy_mode="$2"
+      spark_opts+=("$1" "$2")
+      shift 2
+      ;;
+    --deploy-mode=*)
+      deploy_mode="${1#--deploy-mode=}"
       spark_opts+=("$1")
       shift
       ;;
@@ -190,6 +202,13 @@ py_files="$package"
 #   Spark falls back to its Java BLAS (the log4j config quiets the same news).
 # exec keeps spark-submit's pid, signals and exit code; the filter ignores
 # Ctrl-C so it still passes on what the job prints while shutting down.
+# With the driver here (client mode), the JVM ignores Ctrl-C too: the Python
+# driver takes it (movierec_spark/cli.py), cancels Spark's jobs and says one
+# line through the JVM, whose exit follows the driver's.
+if [[ "$deploy_mode" != cluster && " ${spark_opts[*]+"${spark_opts[*]}"} " != *"spark.submit.deployMode=cluster"* ]]; then
+  export MOVIEREC_DRIVER_TAKES_CTRL_C=1
+  trap '' INT
+fi
 exec 3>&2
 exec "$SPARK_HOME/bin/spark-submit" \
   --name "movierec-$(basename "$job" .py)" \

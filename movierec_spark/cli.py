@@ -13,6 +13,7 @@ from __future__ import annotations
 import _thread
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -232,7 +233,7 @@ _SPARK_GONE = (
 
 
 @contextmanager
-def _interrupts_unwind(spark):
+def _interrupts_unwind(spark, prog: str):
     """Ctrl-C (SIGINT) and a plain ``kill`` (SIGTERM) unwind the run: one line said, staging removed, Spark stopped.
 
     The first signal turns Spark's logging off, cancels its jobs and waits
@@ -240,9 +241,9 @@ def _interrupts_unwind(spark):
     call finishes (a cancelled job ends it): cutting that call short would
     interrupt JVM threads mid-write, each printing a stack trace. The helper
     then interrupts the driver, unless the cancelled call already ended the
-    run; a second signal from outside raises at once. (py4j pins one JVM
-    connection to each Python thread, so the helper's calls do not wait on
-    the driver's.)
+    run; a second signal from outside raises at once, a third exits. (py4j
+    pins one JVM connection to each Python thread, so the helper's calls do
+    not wait on the driver's.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -266,7 +267,10 @@ def _interrupts_unwind(spark):
 
     def interrupt(signum, frame):
         if state["unwinding"]:
-            return
+            # A third signal while Spark winds down: leave now. (The JVM
+            # spark-submit.sh started ignores Ctrl-C and ends with the driver.)
+            print(f"{prog}: {INTERRUPTED}", file=sys.stderr, flush=True)
+            os._exit(EXIT_INTERRUPTED)
         if state["signalled"]:
             state["unwinding"] = True
             raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -315,6 +319,23 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+# Set by spark-submit.sh when it starts the JVM ignoring Ctrl-C: a terminal
+# sends it to every process of the job, and a JVM that exited first would
+# take the driver's last line with it (the driver's output reaches the
+# terminal through the JVM).
+DRIVER_TAKES_CTRL_C = "MOVIEREC_DRIVER_TAKES_CTRL_C"
+
+
+def _take_back_ctrl_c() -> None:
+    """Ctrl-C raises KeyboardInterrupt in a driver started ignoring it by spark-submit.sh."""
+    if (
+        os.environ.get(DRIVER_TAKES_CTRL_C) == "1"
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_job(
     prog: str,
     parser: argparse.ArgumentParser,
@@ -333,6 +354,7 @@ def run_job(
     built), or None to leave it to ``run``; a command that never needs
     Spark passes ``run=None``.
     """
+    _take_back_ctrl_c()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:
@@ -348,7 +370,7 @@ def run_job(
 
         spark = build_session(prog)
         try:
-            with _interrupts_unwind(spark):
+            with _interrupts_unwind(spark, prog):
                 return run(spark, cfg) or EXIT_OK
         finally:
             _stop_quietly(spark)

@@ -1,18 +1,21 @@
 """Issue 20, item 6: a run stopped mid-write says so in one line and leaves the earlier output intact.
 
-The slow test goes through the real wrapper and JVM, where the stack traces
+The slow tests go through the real wrapper and JVM, where the stack traces
 came from: ``jobs/train_als.py`` on ml-latest-small is stopped once it
-starts writing, by a plain ``kill`` of the Python driver. (Ctrl-C, which a
-terminal sends to the JVM too, is not covered: the JVM exits first, and the
-driver's line, which reaches the terminal through it, is lost.) The
+starts writing, by a plain ``kill`` of the Python driver, or by Ctrl-C as a
+terminal sends it, to every process of the job (spark-submit.sh's JVM
+ignores it and outlives the driver, which says its line through it). The
 Spark-free tests below check ``cli.run_job``'s side with a stand-in session.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
+import termios
+import threading
 import time
 import types
 from pathlib import Path
@@ -41,37 +44,74 @@ def _driver_pid(submit_pid: int) -> int | None:
     return None
 
 
+def _kill_driver(submit_pid: int, terminal: int) -> None:
+    driver = _driver_pid(submit_pid)
+    assert driver is not None, "no Python driver under spark-submit"
+    os.kill(driver, signal.SIGTERM)
+
+
+def _ctrl_c(submit_pid: int, terminal: int) -> None:
+    os.write(terminal, b"\x03")  # the terminal signals its whole foreground group
+
+
+class _Terminal:
+    """A pseudo-terminal whose side the job gets as its controlling terminal; what it shows is kept."""
+
+    def __init__(self):
+        self.master, self.slave = os.openpty()
+        self.shown = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the last process holding the terminal is gone
+                return
+            if not chunk:
+                return
+            self.shown += chunk
+
+    def text(self) -> str:
+        return bytes(self.shown).decode(errors="replace").replace("\r\n", "\n")
+
+    def become_controlling(self):  # runs in the child, after setsid
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 @pytest.mark.slow
-def test_a_driver_killed_mid_write_says_so_in_one_line_and_keeps_the_earlier_output(movielens_dir, tmp_path):
+@pytest.mark.parametrize("stop", [_kill_driver, _ctrl_c], ids=["driver-killed", "ctrl-c"])
+def test_a_run_stopped_mid_write_says_so_in_one_line_and_keeps_the_earlier_output(movielens_dir, tmp_path, stop):
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"earlier": true}\n')
-    log = tmp_path / "job.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [str(SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(ROOT / "jobs" / "train_als.py"),
-             "--source", str(movielens_dir / "ml-latest-small"), "--models", "bias,als", "--custom-ratings", "",
-             "--output", str(out)],
-            cwd=tmp_path, env=submit_env(tmp_path), stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    terminal = _Terminal()
+    proc = subprocess.Popen(
+        [str(SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(ROOT / "jobs" / "train_als.py"),
+         "--source", str(movielens_dir / "ml-latest-small"), "--models", "bias,als", "--custom-ratings", "",
+         "--output", str(out)],
+        cwd=tmp_path, env=submit_env(tmp_path), stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+        start_new_session=True, preexec_fn=terminal.become_controlling,
+    )  # fmt: skip
+    os.close(terminal.slave)
     try:
         deadline = time.monotonic() + 400
-        while "[write] started" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        while "[write] started" not in terminal.text():
+            assert proc.poll() is None and time.monotonic() < deadline, terminal.text()[-3000:]
             time.sleep(0.05)
-        driver = _driver_pid(proc.pid)
-        assert driver is not None, "no Python driver under spark-submit"
-        os.kill(driver, signal.SIGTERM)
+        stop(proc.pid, terminal.master)
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
-    text = log.read_text()
+    terminal._reader.join(timeout=10)
+    text = terminal.text()
     after = text[text.index("[write] started"):].splitlines()[1:]
-    said = [line for line in after if not line[:2].isdigit() and not JVM_NOISE.match(line)]
-    assert code != 0, text[-3000:]
+    said = [line.removeprefix("^C") for line in after if not line.removeprefix("^C")[:2].isdigit()]
+    said = [line for line in said if not JVM_NOISE.match(line)]
+    assert code == 130, text[-3000:]
     assert said == [LINE], text[-3000:]
     assert "\tat " not in text and "Traceback" not in text, text[-3000:]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []

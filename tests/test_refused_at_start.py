@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import compare_models, train_als, tune_als
+from jobs import compare_models, recommend, train_als, tune_als
 from movierec_spark import MovieRecError, cli, io
 from movierec_spark.data.releases import HALF_STARS
 from movierec_spark.data.titles import Movie, TitleIndex
+from movierec_spark.serving import command
 from movierec_spark.serving.custom import read_custom_ratings
 from tests.job_logging import keep_logging  # noqa: F401 (a fixture)
 
@@ -77,6 +78,8 @@ def test_a_seed_out_of_range_is_refused_naming_its_flag(tmp_path, capsys, argv, 
     "job, argv, what",
     [
         (train_als, ["--custom-ratings", "{folder}"], "custom ratings file {folder}"),
+        (recommend, ["--custom-ratings", "{folder}"], "custom ratings file {folder}"),
+        (command, ["--custom-ratings", "{folder}"], "custom ratings file {folder}"),
         (train_als, ["--train-ratings", "{folder}", "--test-ratings", "{file}"], "--train-ratings file {folder}"),
         (compare_models, ["--train-ratings", "{file}", "--test-ratings", "{folder}"], "--test-ratings file {folder}"),
         (tune_als, ["--train-ratings", "{folder}", "--test-ratings", "{file}"], "--train-ratings file {folder}"),

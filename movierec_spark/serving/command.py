@@ -65,12 +65,11 @@ def validate(cfg: Config) -> None:
     from movierec_spark import io
 
     section = cfg.get("recommend", {})
-    check_model_dir(section.get("model"))
     ratings = section.get("custom_ratings_file")
     if not ratings:
         raise MovieRecError("no custom ratings: pass --custom-ratings FILE (columns user,movie,rating)")
-    if not Path(ratings).expanduser().is_file():
-        raise MovieRecError(f"custom ratings file {ratings} does not exist")
+    io.check_input_file(ratings, "custom ratings file")
+    check_model_dir(section.get("model"))
     if not section.get("output"):
         raise MovieRecError("no output folder: pass --output DIR")
     io.check_job_paths(cfg.get("data"), section["output"])

@@ -24,7 +24,7 @@ import sys
 from typing import Any, Sequence
 
 from movierec_spark import MovieRecError
-from movierec_spark import cli
+from movierec_spark import cli, io
 from movierec_spark.config import Config
 from movierec_spark.settings import EdaSettings
 
@@ -39,7 +39,6 @@ def settings(cfg: Config) -> EdaSettings:
     eda = EdaSettings.from_config(cfg.get("eda", {}))
     if not eda.output.strip():
         raise MovieRecError("no output folder: pass --output DIR (config: [eda] output)")
-    from movierec_spark import io
     io.check_job_paths(cfg.get("data"), eda.output)
     return eda.model_copy(update={"top_shares": sorted(set(eda.top_shares))})
 
@@ -86,6 +85,7 @@ def run(spark: Any, cfg: Config) -> int:
     from movierec_spark.eda.release_report import explore_release
 
     eda = settings(cfg)
+    io.check_spark_writes_reach(spark, eda.output)
     loaded = load_data(spark, cfg.get("data", {}))
     explore_release(spark, loaded, eda)
     return cli.EXIT_OK

@@ -84,6 +84,7 @@ def run(spark, cfg: Config) -> int:
     spec = spec_from_config(cfg)
     section = cfg["synthetic"]
     output = io.check_output_dir(section["output_dir"]).absolute()
+    io.check_spark_writes_reach(spark, output)
     partitions = int(section.get("partitions", 0)) or None
     timer = StageTimer()
     with io.staged_output(output) as stage:

@@ -79,6 +79,7 @@ def run(spark, cfg: Config) -> int:
     data_cfg, ingest_cfg = cfg["data"], cfg.get("ingest", {})
     partial = bool(ingest_cfg.get("partial"))
     output = io.check_output_dir(ingest_cfg["output"]).absolute()
+    io.check_spark_writes_reach(spark, output)
     release = get_release(data_cfg.get("dataset"))
     timer = StageTimer()
     with timer.stage("find source"):

@@ -17,13 +17,12 @@ import os
 import signal
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from movierec_spark import MovieRecError
-from movierec_spark.config import Config, load_config, merge
+from movierec_spark.config import Config, absolute_paths, load_config, merge
 from movierec_spark.progress import configure_logging
 from movierec_spark.settings import parse_settings
 
@@ -252,14 +251,10 @@ def _interrupts_unwind(spark, prog: str):
     helpers: list[threading.Thread] = []
 
     def quiet_cancel_and_interrupt():
+        from movierec_spark.session import cancel_all
+
         try:
-            context = spark.sparkContext
-            context.setLogLevel("OFF")
-            context.cancelAllJobs()
-            for _ in range(150):  # at most 15 s
-                if not context.statusTracker().getActiveJobsIds():
-                    break
-                time.sleep(0.1)
+            cancel_all(spark)
         except Exception:  # noqa: BLE001 - the JVM may be gone already
             pass
         if not state["unwinding"]:
@@ -366,9 +361,11 @@ def run_job(
             if code is not None or run is None:
                 return code or EXIT_OK
         # Imported here so that --help and flag errors need no JVM.
-        from movierec_spark.session import build_session
+        from movierec_spark.session import build_session, is_connect
 
         spark = build_session(prog)
+        if is_connect(spark):
+            cfg = absolute_paths(cfg)
         try:
             with _interrupts_unwind(spark, prog):
                 return run(spark, cfg) or EXIT_OK

@@ -47,6 +47,27 @@ def _resolve_paths(section: Mapping[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+# Keys naming a path besides those ending in _file or _dir.
+PATH_KEYS = ("output", "source", "model")
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """``cfg`` with every relative local path made absolute against this process's working folder.
+
+    A Spark Connect server resolves a relative path against its own working
+    folder; the same path made absolute here means what the person typed.
+    """
+    out: Config = {}
+    for section, values in cfg.items():
+        out[section] = {}
+        for key, value in values.items():
+            if (isinstance(value, str) and value and "://" not in value
+                    and (key in PATH_KEYS or key.endswith(("_file", "_dir")))):
+                value = str(Path(value).expanduser().absolute())
+            out[section][key] = value
+    return out
+
+
 def read_config_file(path: str | Path) -> Config:
     """Read one TOML config file; an unreadable or invalid file is a MovieRecError."""
     path = Path(path)

@@ -159,6 +159,42 @@ def check_output_dir(final: str | Path) -> Path:
     return final
 
 
+def check_spark_writes_reach(spark: "SparkSession", final: str | Path) -> None:
+    """Refuse, before any work, an output folder a Spark Connect server's writes would not reach.
+
+    A classic session's executors write where this process can see (the
+    same machine, or a filesystem a cluster's nodes mount, as always). A
+    Connect server writes to *its* filesystem, while this process writes the
+    small files and publishes the folder: both must be one filesystem. A
+    probe written by the server must appear here, else the run stops.
+    """
+    from movierec_spark.session import is_connect
+
+    if not is_connect(spark):
+        return
+    if "://" in str(final):
+        raise MovieRecError(
+            f"output folder {final}: under Spark Connect the output must be a folder this machine and the "
+            "server share (a local path on the server's machine or a shared mount), not a URI")
+    final = Path(final).expanduser()
+    ancestor = final.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    probe = ancestor / f".movierec-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        spark.createDataFrame([("probe",)], "value string").coalesce(1).write.text(str(probe))
+    except Exception as exc:  # noqa: BLE001 - what the server said is the message
+        raise MovieRecError(
+            f"output folder {final}: the Spark Connect server cannot write to {ancestor} "
+            f"({str(exc).strip().splitlines()[0]}); give a folder the server can write to") from None
+    reached = (probe / "_SUCCESS").exists()
+    shutil.rmtree(probe, ignore_errors=True)
+    if not reached:
+        raise MovieRecError(
+            f"output folder {final}: the Spark Connect server writes to its own filesystem, and its test "
+            f"write to {probe} did not appear here; give a folder this machine and the server share")
+
+
 def check_input_file(path: str | Path, what: str, hint: str = "") -> Path:
     """Refuse an input file that is missing or is a folder; return it as a Path.
 
@@ -364,7 +400,7 @@ def write_table(df: Any, path: str | Path) -> None:
     part file that Spark reads like its own, with no Spark job.
     """
     if is_spark_frame(df):
-        df.write.mode("errorifexists").parquet(str(path))
+        df.write.mode("error").parquet(str(path))
         return
     import pyarrow.parquet as pq
 

@@ -42,7 +42,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movierec_spark import MovieRecError, io
+from movierec_spark import MovieRecError, io, session
 from movierec_spark import columns as C
 from movierec_spark.config import Config
 from movierec_spark.evaluation import protocol as P
@@ -170,6 +170,7 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
     started = time.perf_counter()
     timer = StageTimer()
     output = io.check_output_dir(cfg[outputs.section]["output"])
+    io.check_spark_writes_reach(spark, output)
     names = models_wanted(cfg, outputs)
     check_als_memory(spark, cfg, names)
     evaluate = cfg.get("evaluate", {})
@@ -185,16 +186,15 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
                 with timer.stage("custom ratings"):
                     catalog = build_catalog(loaded.movies, loaded.ratings).cache()
                     custom_ratings, title_index = read_custom_users(cfg, catalog, loaded.scale)
-            parts = P.working_partitions(P.known_ratings(loaded), spark.sparkContext.defaultParallelism)
+            parts = P.working_partitions(P.known_ratings(loaded), session.default_parallelism(spark))
             shuffle_before = P.fewer_shuffle_partitions(spark, parts)
             with timer.stage("split"):
                 split = P.prepare_split(spark, cfg, loaded, parts)
-            fitter = R.ModelFitter(cfg, loaded.scale, split.counts["train_rows"], spark.sparkContext.defaultParallelism)
+            fitter = R.ModelFitter(cfg, loaded.scale, split.counts["train_rows"], session.default_parallelism(spark))
             models = R.fit_models(split.train, names, fitter, timer)
             with timer.stage("score test"):
                 scored_test, column_of = P.score_test(models, split.test)
-                scored_test = scored_test.cache()
-                scored_test.count()
+                scored_test = session.materialize(scored_test)
             # The ranking stages shuffle users x unseen movies, far more than
             # the ratings: they get the configured partition count back.
             P.restore_shuffle_partitions(spark, shuffle_before)
@@ -225,7 +225,7 @@ def run(spark: SparkSession, cfg: Config, outputs: Outputs = TRAIN) -> RunResult
                 "models": results,
                 "best": P.best_models(results, k),
                 "checkpoint_dir": checkpoints,
-                "spark": {"version": spark.version, "master": spark.sparkContext.master},
+                "spark": {"version": spark.version, "master": session.master(spark)},
             }
             with timer.stage("write"), io.staged_output(output) as staging:
                 if outputs.recommend:
@@ -260,8 +260,8 @@ def check_als_memory(spark: SparkSession, cfg: Config, names: list[str]) -> None
     """Refuse, before loading anything, an ALS rank that cannot fit ``spark.driver.memory`` (models/als_memory.py)."""
     from movierec_spark.models import als_memory
 
-    limit = spark.sparkContext.getConf().get("spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
-    als_memory.check_ranks(cfg, als_sections(cfg, names), spark.sparkContext.defaultParallelism, limit)
+    limit = session.setting(spark, "spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
+    als_memory.check_ranks(cfg, als_sections(cfg, names), session.default_parallelism(spark), limit)
 
 
 def evaluate_all(models, fitter, split, scored_test, column_of, evaluate: dict, outputs: Outputs, timer):

@@ -59,6 +59,7 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.data.releases import HALF_STARS, RatingScale
+from movierec_spark.session import default_parallelism
 from movierec_spark.settings import SyntheticSettings, parse_section
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,7 @@ def _factor_sd(spec: SyntheticSpec) -> float:
 
 def default_partitions(spark: SparkSession, spec: SyntheticSpec, rows_per_partition: int = 2_000_000) -> int:
     """About two million ratings per partition, and at least one per core."""
-    return max(spark.sparkContext.defaultParallelism, math.ceil(spec.ratings / rows_per_partition))
+    return max(default_parallelism(spark), math.ceil(spec.ratings / rows_per_partition))
 
 
 def users_frame(spark: SparkSession, spec: SyntheticSpec, partitions: int) -> DataFrame:
@@ -392,7 +393,7 @@ def movie_features(spark: SparkSession, spec: SyntheticSpec) -> DataFrame:
     seed = spec.seed
     movie_rank = F.col(_MOVIE_RANK)
     s = _factor_sd(spec)
-    parts = max(1, min(spark.sparkContext.defaultParallelism, math.ceil(spec.movies / 100_000)))
+    parts = max(1, min(default_parallelism(spark), math.ceil(spec.movies / 100_000)))
     return (
         spark.range(0, spec.movies, numPartitions=parts)
         .withColumnRenamed("id", _MOVIE_RANK)

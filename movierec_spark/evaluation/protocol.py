@@ -351,6 +351,7 @@ def evaluate_model(
             if lists is None:
                 lists = top_k.select(*columns).toPandas()
             lists = lists[columns].rename(columns={C.PREDICTION: SCORE}).sort_values([C.USER_ID, C.RANK])
+            lists.attrs = {}  # Spark Connect's toPandas keeps query metrics there: not the table's metadata
             rankings = pa.Table.from_pandas(lists, preserve_index=False)
         top_k.unpersist()
     else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from movierec_spark import MovieRecError
+from movierec_spark import MovieRecError, session
 from movierec_spark import columns as C
 from movierec_spark.config import Config
 from movierec_spark.models import registry as R
@@ -134,10 +134,10 @@ def check_grid_memory(spark: SparkSession, cfg: Config, mode: str, grid: dict[st
 
     if not grid.get("rank"):
         return
-    limit = spark.sparkContext.getConf().get("spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
+    limit = session.setting(spark, "spark.driver.memory", als_memory.DEFAULT_DRIVER_MEMORY)
     size = als_memory.release_size(cfg.get("data", {}))
     als_memory.check_rank(f"[tune] {mode}_rank (--grid rank=...)", max(int(r) for r in grid["rank"]), size,
-                          spark.sparkContext.defaultParallelism, limit)
+                          session.default_parallelism(spark), limit)
 
 
 def run_tuning(spark: SparkSession, cfg: Config, command: str = "") -> TuneResult:
@@ -159,6 +159,7 @@ def run_tuning(spark: SparkSession, cfg: Config, command: str = "") -> TuneResul
     tune = dict(cfg.get("tune", {}))
     mode = tune["mode"]
     output = io.check_output_dir(tune["output"])
+    io.check_spark_writes_reach(spark, output)
     k = int(cfg["evaluate"]["k"])
     grid = grid_from_config(cfg, mode)
     check_grid_memory(spark, cfg, mode, grid)
@@ -215,7 +216,7 @@ def run_tuning(spark: SparkSession, cfg: Config, command: str = "") -> TuneResul
             "best_metric": best[metric_name],
             "command": command,
             "checkpoint_dir": checkpoints,
-            "spark": {"version": spark.version, "master": spark.sparkContext.master},
+            "spark": {"version": spark.version, "master": session.master(spark)},
         }
         table = pd.DataFrame(rows)
         if METRIC_STD in table and std is None:

@@ -74,6 +74,7 @@ from movierec_spark.models.base import Recommender
 from movierec_spark.models.ease import EASE, EaseModel
 from movierec_spark.models.knn import KNNModel
 from movierec_spark.models.recommender import RecommenderModel
+from movierec_spark.session import cut_plan
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def with_predictions(pairs: DataFrame, models: Mapping[str, Recommender]) -> Dat
     scored = pairs
     for name, model in models.items():
         columns = scored.columns
-        scored = model.predict(scored).select(*columns, F.col(C.PREDICTION).alias(pred_col(name)))
+        scored = cut_plan(model.predict(scored).select(*columns, F.col(C.PREDICTION).alias(pred_col(name))))
     return scored
 
 

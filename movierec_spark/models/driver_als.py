@@ -46,6 +46,7 @@ from pyspark.sql import DataFrame
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.data.schemas import ALS_FACTORS
+from movierec_spark.session import default_parallelism
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def _threads(spark) -> int:
     """Kernel threads: the driver's cores Spark was given (``local[N]``), within numba's pool."""
     import numba
 
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, spark.sparkContext.defaultParallelism))
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, default_parallelism(spark)))
 
 
 def fit_explicit(

@@ -56,12 +56,16 @@ from pyspark.sql import functions as F
 from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.models.item_weights import SOURCE, WEIGHT, ItemWeightsModel
+from movierec_spark.session import default_parallelism
 from movierec_spark.settings import EaseSettings, parse_section
 
 log = logging.getLogger(__name__)
 
 EASE = "ease"
 _INDEX = "_item_index"
+_ROW, _COUNTS = "_row", "_counts"
+# Gram rows per Arrow batch a partition sends (20 KB each at 5000 movies).
+_GRAM_ROWS_PER_BATCH = 256
 
 # How the weights' diagonal is handled (see the module docstring).
 DIAGONAL_ZERO = "zero"  # EASE: constrained to 0 while solving
@@ -102,12 +106,13 @@ def item_index(ratings: DataFrame, max_items: int) -> list[int]:
 
 
 def gram_matrix(ratings: DataFrame, movies: list[int]) -> np.ndarray:
-    """``X'X`` over ``movies`` (in that order): co-rating counts, summed by Spark.
+    """``X'X`` over ``movies`` (in that order): co-rating counts, counted by Spark, summed here.
 
     Each partition adds its users' co-rated pairs into one dense buffer
-    (float32, exact for counts below 2^24; 100 MB at 5000 movies), and the
-    buffers are summed pairwise on the way to the driver. Partitions are
-    coalesced to the number of cores, so there is one buffer per core.
+    (float32, exact for counts below 2^24; 100 MB at 5000 movies) and sends
+    its non-zero rows to the driver as Arrow, which adds them up. Partitions
+    are coalesced to the number of cores, so there is one buffer per core.
+    (DataFrame operations only: the same code runs over Spark Connect.)
     """
     spark = ratings.sparkSession
     size = len(movies)
@@ -123,15 +128,34 @@ def gram_matrix(ratings: DataFrame, movies: list[int]) -> np.ndarray:
         .select(_INDEX)
     )
 
-    def partial_gram(rows):
-        gram = np.zeros((size, size), dtype=np.float32)
-        for row in rows:
-            rated = np.asarray(row[0], dtype=np.int64)
-            gram[np.ix_(rated, rated)] += 1.0
-        yield gram
+    def partial_gram(batches):
+        import pyarrow as pa
 
-    cores = spark.sparkContext.defaultParallelism
-    return per_user.coalesce(cores).rdd.mapPartitions(partial_gram).treeReduce(np.add).astype(np.float64)
+        gram = np.zeros((size, size), dtype=np.float32)
+        for batch in batches:
+            lists = batch.column(0)
+            offsets, values = lists.offsets.to_numpy(), lists.values.to_numpy().astype(np.int64)
+            for start, end in zip(offsets[:-1], offsets[1:]):
+                rated = values[start:end]
+                gram[np.ix_(rated, rated)] += 1.0
+        rows = np.flatnonzero(gram.any(axis=1))
+        for chunk in np.array_split(rows, max(1, len(rows) // _GRAM_ROWS_PER_BATCH)):
+            if len(chunk):
+                # Each row's float32 counts as one binary value: Spark moves bytes, not 5000 floats a row.
+                offsets = pa.py_buffer(np.arange(0, (len(chunk) + 1) * size * 4, size * 4, dtype=np.int32))
+                counts = pa.Array.from_buffers(pa.binary(), len(chunk), [None, offsets, pa.py_buffer(gram[chunk])])
+                yield pa.RecordBatch.from_arrays([pa.array(chunk, pa.int32()), counts], [_ROW, _COUNTS])
+
+    schema = f"{_ROW} int, {_COUNTS} binary"
+    table = per_user.coalesce(default_parallelism(spark)).mapInArrow(partial_gram, schema).toArrow()
+    gram = np.zeros((size, size), dtype=np.float64)
+    for batch in table.to_batches():  # a batch's rows are distinct: one partition's
+        if batch.num_rows:
+            rows, counts = batch.column(0).to_numpy(), batch.column(1)
+            first = int(np.frombuffer(counts.buffers()[1], dtype=np.int32, count=1, offset=counts.offset * 4)[0])
+            values = np.frombuffer(counts.buffers()[2], dtype=np.float32, count=len(rows) * size, offset=first)
+            gram[rows] += values.reshape(-1, size)
+    return gram
 
 
 def ease_weights(gram: np.ndarray, reg_param: float, dropout: float = 0.0, diagonal: str = DIAGONAL_ZERO) -> np.ndarray:

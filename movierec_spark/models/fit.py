@@ -58,6 +58,7 @@ from movierec_spark.models.recommender import (
     day_of,
 )
 from movierec_spark.data.releases import RatingScale
+from movierec_spark.session import current_checkpoint_dir, is_connect, master
 from movierec_spark.settings import AlsSettings, BiasSettings, ImplicitSettings, parse_section
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,21 @@ class AlsParams:
         parse_section("implicit", {"alpha": values.pop("alpha")})
         parse_section("als", values)
 
-    def solver_for(self, master: str) -> str:
+    def solver_for(self, master: str, connect: bool = False) -> str:
         """The solver an explicit fit runs with: ``"mllib"`` or ``"driver"`` (see ``solver``).
 
         ``"auto"`` picks the driver on a local master (``local``, ``local[N]``,
         ``local[*]``), where the driver's machine does all the work anyway,
         unless ``nonnegative`` is set (the driver solver has no NNLS;
-        :meth:`validate` refuses asking for both); MLlib otherwise.
+        :meth:`validate` refuses asking for both); MLlib otherwise. A Spark
+        Connect client always gets MLlib: the driver solver builds its model
+        in the JVM, which a client has none of, and would pull every rating
+        over the network.
         """
+        if connect:
+            if self.solver != SOLVER_MLLIB:
+                _say_once("Spark Connect: ALS fits with MLlib's solver (the driver solver needs a classic session)")
+            return SOLVER_MLLIB
         if self.solver == SOLVER_DRIVER:
             return SOLVER_DRIVER
         if self.solver == SOLVER_AUTO and not self.nonnegative and master.startswith("local"):
@@ -176,8 +184,17 @@ class BiasParams:
 # --- helpers ---
 
 
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.info(message)
+
+
 def _require_checkpoint_dir(ratings: DataFrame) -> None:
-    if ratings.sparkSession.sparkContext.getCheckpointDir() is None:
+    if current_checkpoint_dir(ratings.sparkSession) is None:
         raise RuntimeError(
             "no Spark checkpoint directory is set; call "
             "movierec_spark.session.set_checkpoint_dir first (long ALS fits overflow the stack without one)"
@@ -324,7 +341,8 @@ def fit_biased_als(
     _require_checkpoint_dir(ratings)
     if bias_model is None:
         bias_model = fit_bias_model(ratings, scale, bias_params)
-    solver = als_params.solver_for(ratings.sparkSession.sparkContext.master)
+    spark = ratings.sparkSession
+    solver = als_params.solver_for(master(spark), is_connect(spark))
     if solver == SOLVER_DRIVER:
         from movierec_spark.models import driver_als
 

@@ -214,13 +214,16 @@ def _solver(settings: FoldInSettings, gram: np.ndarray | None):
 
 
 def item_gram(model: RecommenderModel) -> np.ndarray:
-    """``Y'Y`` over every item factor (implicit fold-in needs it), summed in Spark."""
-    from pyspark.mllib.linalg.distributed import RowMatrix
+    """``Y'Y`` over every item factor (implicit fold-in needs it), on the driver.
 
+    A movie table is small (tens of thousands of rows of ``rank`` floats):
+    the factors come over as Arrow and numpy multiplies them.
+    """
     from movierec_spark.models.factors import item_factors
 
-    vectors = item_factors(model).rdd.map(lambda row: [float(x) for x in row[FEATURES]])
-    return RowMatrix(vectors).computeGramianMatrix().toArray()
+    factors = item_factors(model).select(FEATURES).toArrow().column(0).combine_chunks()
+    matrix = factors.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(factors), -1)
+    return matrix.T @ matrix
 
 
 def fold_in(model: RecommenderModel, ratings: DataFrame) -> "FoldedInModel":

@@ -297,14 +297,15 @@ def to_arrow(frame: pd.DataFrame, schema) -> pa.Table:
     Spark one. What a job writes on the driver
     (:func:`movierec_spark.io.staged_table`) instead of going through Spark:
     for a few hundred rows already in this process, a Spark write is a job
-    of its own (about 2.5 s on a cold JVM, most of ``recommend.py``'s run
-    from a saved model).
+    of its own, most of ``recommend.py``'s run from a saved model.
     """
     if not isinstance(schema, pa.Schema):
         from pyspark.sql.pandas.types import to_arrow_schema
 
         schema = to_arrow_schema(schema)
-    return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
+    columns = frame[list(schema.names)]
+    columns.attrs = {}  # Spark Connect's toPandas keeps query metrics there: not the table's metadata
+    return pa.Table.from_pandas(columns, schema=schema, preserve_index=False)
 
 
 def for_csv(frame: pd.DataFrame) -> pd.DataFrame:

@@ -115,6 +115,20 @@ def test_the_solver_follows_the_setting_and_the_master(solver, master, nonnegati
     assert params.solver_for(master) == expected
 
 
+@pytest.mark.parametrize("solver", ["auto", "driver", "mllib"])
+def test_a_spark_connect_client_always_fits_with_mllib_and_says_so_once(solver, caplog):
+    from movierec_spark.models import fit
+
+    fit._said.clear()
+    params = AlsParams(solver=solver)
+    with caplog.at_level("INFO", logger="movierec_spark.models.fit"):
+        assert params.solver_for("local[2]", connect=True) == "mllib"
+        assert params.solver_for("local[2]", connect=True) == "mllib"
+    said = [r.getMessage() for r in caplog.records if "Spark Connect" in r.getMessage()]
+    assert said == ([] if solver == "mllib" else
+                    ["Spark Connect: ALS fits with MLlib's solver (the driver solver needs a classic session)"])
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

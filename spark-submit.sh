@@ -73,6 +73,7 @@ export MOVIEREC_CONF_DIR="${MOVIEREC_CONF_DIR:-$ROOT/conf}"
 spark_opts=()
 user_py_files=""
 master=""
+remote="${SPARK_REMOTE:-}"
 deploy_mode=""
 job=""
 while [[ $# -gt 0 ]]; do
@@ -103,6 +104,17 @@ while [[ $# -gt 0 ]]; do
       ;;
     --master=*)
       master="${1#--master=}"
+      spark_opts+=("$1")
+      shift
+      ;;
+    --remote)
+      [[ $# -ge 2 ]] || die "--remote needs a value (sc://HOST:PORT)"
+      remote="$2"
+      spark_opts+=("$1" "$2")
+      shift 2
+      ;;
+    --remote=*)
+      remote="${1#--remote=}"
       spark_opts+=("$1")
       shift
       ;;
@@ -137,9 +149,26 @@ if [[ -z "$job" ]]; then
 fi
 [[ -f "$job" ]] || die "job file $job does not exist; see ./spark-submit.sh --help"
 
+# Spark Connect (--remote sc://HOST:PORT, or SPARK_REMOTE): the job is a
+# client of that server, which runs the work (movierec_spark/session.py).
+if [[ -n "$remote" ]]; then
+  [[ -z "$master" ]] || die "--master and --remote both given: a Spark Connect server has its own master"
+  [[ "$remote" == sc://* ]] || die "--remote must be a Spark Connect URL, sc://HOST:PORT, got '$remote'"
+  export SPARK_REMOTE="$remote"
+  export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"  # spark-submit's own JVM, here
+  # spark-submit refuses a master beside --remote, and the server owns every
+  # setting but the session's SQL ones: the defaults' spark.sql.* go along.
+  if [[ " ${spark_opts[*]} " != *" --properties-file "* && -f "$SPARK_CONF_DIR/spark-defaults.conf" ]]; then
+    mkdir -p "$ROOT/build"
+    connect_defaults="$ROOT/build/spark-connect-defaults.conf"
+    grep -E '^[[:space:]]*spark\.sql\.' "$SPARK_CONF_DIR/spark-defaults.conf" |
+      grep -v -E '^[[:space:]]*spark\.sql\.ui\.' >"$connect_defaults.$$" || true
+    mv -f "$connect_defaults.$$" "$connect_defaults"
+    spark_opts+=(--properties-file "$connect_defaults")
+  fi
 # A loopback hostname makes Spark warn and guess an interface; bind local
 # runs to 127.0.0.1. Cluster runs keep the machine's address.
-if [[ -z "$master" || "$master" == local* ]]; then
+elif [[ -z "$master" || "$master" == local* ]]; then
   export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
   # A short local run gets a JVM with the C1 JIT only (movierec_spark/launch.py
   # decides from the job's arguments), unless driver JVM options were given.
@@ -190,6 +219,8 @@ print(target)
 PYEOF
 )"
 py_files="$package"
+# A Spark Connect server gets the package as an artifact (session.build_session).
+export MOVIEREC_PACKAGE="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
 
 # Known start-up noise that bypasses conf/log4j2.properties, dropped from stderr

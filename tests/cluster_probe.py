@@ -1,33 +1,38 @@
-"""A tiny job for cluster tests: where do the driver and the executors import movierec_spark from?
+"""A tiny job for cluster and Spark Connect tests: where do the driver and the executors import movierec_spark from?
 
-Run as ``./spark-submit.sh [--master URL] tests/cluster_probe.py``; prints one
-JSON object on stdout: the driver's ``movierec_spark.__file__`` and, per task,
-the executor's ``__file__``, working directory and Python.
+Run as ``./spark-submit.sh [--master URL | --remote URL] tests/cluster_probe.py``;
+prints one JSON object on stdout: the driver's ``movierec_spark.__file__``,
+the master and, per task, the executor's ``__file__``, working directory and
+Python. DataFrame operations only, so it runs over Spark Connect as well.
 """
 
 import json
 import os
 import sys
 
-from pyspark.sql import SparkSession
 
+def where(frames):
+    import pandas as pd
 
-def where(rows):
     import movierec_spark
     from movierec_spark import columns as C
 
-    for _ in rows:
-        yield movierec_spark.__file__, os.getcwd(), sys.executable, C.USER_ID
+    for _ in frames:
+        yield pd.DataFrame({"file": [movierec_spark.__file__], "cwd": [os.getcwd()], "python": [sys.executable],
+                            "column": [C.USER_ID]})
 
 
 def main() -> int:
-    spark = SparkSession.builder.appName("movierec-cluster-probe").getOrCreate()
+    from movierec_spark.session import build_session, master
+
+    spark = build_session("movierec-cluster-probe")
     try:
-        tasks = spark.sparkContext.parallelize(range(4), 4).mapPartitions(where).collect()
+        found = spark.range(0, 4, numPartitions=4).mapInPandas(
+            where, "file string, cwd string, python string, column string").collect()
         import movierec_spark
 
-        print(json.dumps({"driver": movierec_spark.__file__, "master": spark.sparkContext.master,
-                          "tasks": tasks}))
+        print(json.dumps({"driver": movierec_spark.__file__, "master": master(spark),
+                          "tasks": [list(row) for row in found]}))
     finally:
         spark.stop()
     return 0

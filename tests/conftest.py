@@ -97,3 +97,45 @@ def spark_cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A real Spark Connect server on 127.0.0.1 (tests/connect.py), for a module; stopped also when tests fail."""
+    _require_java()
+    from tests.connect import ConnectServer
+
+    server = ConnectServer(tmp_path_factory.mktemp("connect"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def in_process(spark):
+    """Run a job's main(argv) on the test session (local[2]): the local run."""
+    import importlib
+    import logging
+
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in ("movierec_spark", "jobs", "__main__")}  # fmt: skip
+    stop = spark.stop
+    spark.stop = lambda: None  # run_job stops its session; this one is shared
+    import movierec_spark.session as session
+
+    build = session.build_session
+    session.build_session = lambda _name: spark
+
+    def run(job: str, argv: list[str]) -> int:
+        return importlib.import_module(f"jobs.{job}").main(argv)
+
+    try:
+        yield run
+    finally:
+        session.build_session = build
+        spark.stop = stop
+        for name, (handlers, level, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate

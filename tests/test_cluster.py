@@ -175,34 +175,6 @@ def cluster_train(spark_cluster, cluster_ingest, train_args, work) -> tuple[Path
 
 
 @pytest.fixture(scope="module")
-def in_process(spark):
-    """Run a job's main(argv) on the test session (local[2]): the local run."""
-    import importlib
-    import logging
-
-    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
-                    logging.getLogger(name).propagate) for name in ("movierec_spark", "jobs", "__main__")}  # fmt: skip
-    stop = spark.stop
-    spark.stop = lambda: None  # run_job stops its session; this one is shared
-    import movierec_spark.session as session
-
-    build = session.build_session
-    session.build_session = lambda _name: spark
-
-    def run(job: str, argv: list[str]) -> int:
-        return importlib.import_module(f"jobs.{job}").main(argv)
-
-    try:
-        yield run
-    finally:
-        session.build_session = build
-        spark.stop = stop
-        for name, (handlers, level, propagate) in saved.items():
-            logger = logging.getLogger(name)
-            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
-
-
-@pytest.fixture(scope="module")
 def local_train(in_process, cluster_ingest, train_args, work) -> Path:
     out = work / "local" / "train"
     assert in_process("train_als", ["--ingested", str(cluster_ingest), *train_args, "--output", str(out)]) == 0

@@ -1,7 +1,7 @@
 """Issue 20, item 6: a run stopped mid-write says so in one line and leaves the earlier output intact.
 
 The slow tests go through the real wrapper and JVM, where the stack traces
-came from: ``jobs/train_als.py`` on ml-latest-small is stopped once it
+came from: ``jobs/train_als.py`` on users 1..100 of ml-latest-small is stopped once it
 starts writing, by a plain ``kill`` of the Python driver, or by Ctrl-C as a
 terminal sends it, to every process of the job (spark-submit.sh's JVM
 ignores it and outlives the driver, which says its line through it). The
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import JVM_NOISE, ROOT, SUBMIT, submit_env
+from tests.cluster import JVM_NOISE, ROOT, SUBMIT, submit_env, write_tiny_release
 from tests.job_logging import keep_logging  # noqa: F401 (a fixture)
 
 LINE = "train_als: interrupted before its output was published; any earlier output is intact"
@@ -86,10 +86,11 @@ def test_a_run_stopped_mid_write_says_so_in_one_line_and_keeps_the_earlier_outpu
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"earlier": true}\n')
+    release = write_tiny_release(movielens_dir / "ml-latest-small", tmp_path / "release", 100)
     terminal = _Terminal()
     proc = subprocess.Popen(
         [str(SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(ROOT / "jobs" / "train_als.py"),
-         "--source", str(movielens_dir / "ml-latest-small"), "--models", "bias,als", "--custom-ratings", "",
+         "--source", str(release / "ml-latest-small"), "--models", "bias,als", "--custom-ratings", "",
          "--output", str(out)],
         cwd=tmp_path, env=submit_env(tmp_path), stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
         start_new_session=True, preexec_fn=terminal.become_controlling,
@@ -114,7 +115,7 @@ def test_a_run_stopped_mid_write_says_so_in_one_line_and_keeps_the_earlier_outpu
     assert code == 130, text[-3000:]
     assert said == [LINE], text[-3000:]
     assert "\tat " not in text and "Traceback" not in text, text[-3000:]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no staging folder left
     assert [p.name for p in out.iterdir()] == ["metrics.json"]
     assert (out / "metrics.json").read_text() == '{"earlier": true}\n'
 

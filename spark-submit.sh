@@ -223,6 +223,21 @@ py_files="$package"
 export MOVIEREC_PACKAGE="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
 
+# recommend.py and similar.py serve a local model folder without Spark
+# (movierec_spark/serving/local.py): on a local master they start as plain
+# Python, with no JVM, and start Spark themselves (PySpark's launcher, with
+# these same options) only when the model or the number of people needs it.
+case "$(basename "$job")" in
+  recommend.py | similar.py)
+    if [[ -z "$remote" && ( -z "$master" || "$master" == local* ) ]]; then
+      submit_args="--name movierec-$(basename "$job" .py) --py-files $(printf '%q' "$py_files")"
+      for opt in "${spark_opts[@]+"${spark_opts[@]}"}"; do submit_args+=" $(printf '%q' "$opt")"; done
+      export PYSPARK_SUBMIT_ARGS="$submit_args pyspark-shell"
+      PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" "$job" "$@"
+    fi
+    ;;
+esac
+
 # Known start-up noise that bypasses conf/log4j2.properties, dropped from stderr
 # so a job's stderr holds only what the job and Spark have to say (a job that
 # fails on bad input: one line saying what to do):

@@ -8,6 +8,7 @@ really fitted model is in tests/jobs/test_custom_jobs.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,35 @@ def test_an_implicit_model_folds_in_against_the_gram_of_all_its_item_factors(tmp
     _, expected = solve_user(np.array([5.0, 3.0]), np.zeros(2), rows, FoldInSettings.of(rec.model), q.T @ q)
     np.testing.assert_allclose(users.features[0], expected)
     assert len(rec.recommend(rec.ratings_from_pairs("imp", [(10, 5), (40, 3)]))) == 3
+
+
+# A java that answers the wrapper's version check and otherwise records that it ran.
+FAKE_JAVA = """#!/bin/sh
+if [ "$1" = "-version" ]; then echo 'openjdk version "17.0.1" 2021-10-19' >&2; exit 0; fi
+echo "$@" >> "$(dirname "$0")/../ran"
+exit 1
+"""
+
+
+@pytest.mark.parametrize("job, args, shown", [
+    ("recommend", ["--custom-ratings", "{ratings}", "--top-n", "3", "--output", "{out}"], "Top 3 for me"),
+    ("similar", ["--movie", "The Matrix", "--output", "{out}"], "Movies most like Matrix, The (1999)"),
+])
+def test_the_wrapper_serves_a_local_model_without_starting_a_jvm(tmp_path, model_dir, job, args, shown):
+    java_home = tmp_path / "java"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "bin" / "java").write_text(FAKE_JAVA)
+    (java_home / "bin" / "java").chmod(0o755)
+    ratings = tmp_path / "mine.csv"
+    ratings.write_text("user,movie,rating\nme,The Matrix,5\nme,Heat (1995),1\nme,Alien,4\n")
+    argv = [a.format(ratings=ratings, out=tmp_path / "out") for a in args]
+    env = {**os.environ, "JAVA_HOME": str(java_home), "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("SPARK_HOME", None)
+    done = subprocess.run([str(ROOT / "spark-submit.sh"), str(ROOT / "jobs" / f"{job}.py"), "--model", str(model_dir),
+                           "--min-ratings", "20", *argv], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert shown in done.stdout
+    assert not (tmp_path / "java" / "ran").exists(), (tmp_path / "java" / "ran").read_text()
+    assert (tmp_path / "out").is_dir()

@@ -121,8 +121,41 @@ def serves_locally(model_dir: str | Path, users: int) -> bool:
     return "://" not in str(model_dir) and (Path(model_dir) / "movie_table").is_dir() and users <= LOCAL_MAX_USERS
 
 
+class PersonalRatings:
+    """Titles and a person's ratings, the same for both recommenders (this one and ``personal.CustomRecommender``).
+
+    A subclass provides ``index`` (a :class:`TitleIndex` of the catalog) and
+    ``model`` (its ``scale`` and ``max_user_id()``).
+    """
+
+    def search(self, text: str, limit: int = 10) -> list[Movie]:
+        """Catalog movies whose title words start with the typed words, most rated first."""
+        return self.index.search(text, limit)
+
+    def find_movie(self, movie: str | int) -> Movie:
+        """A movie by id or by title; an unknown or ambiguous one is a MovieRecError."""
+        return find_movie(self.index, movie)
+
+    def read_ratings(self, path: str | Path) -> list[CustomRating]:
+        """A custom ratings CSV file, checked and matched (CustomRatingsError lists every problem)."""
+        return custom.read_custom_ratings(path, self.index, self.model.scale)
+
+    def ratings_from_pairs(self, user: str, pairs: Iterable[tuple[int | str, float]]) -> list[CustomRating]:
+        """Ratings given as ``(movie id or title, rating)`` pairs (the notebook's); none is a CustomRatingsError."""
+        return custom.from_pairs(user, pairs, self.index, self.model.scale)
+
+    def next_user_id(self) -> int:
+        """The first id above every user the model knows (1 for an empty model; from metadata, no Spark job)."""
+        return (self.model.max_user_id() or 0) + 1
+
+    def ratings_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> pd.DataFrame:
+        """``user, user_id, movie_id, rating`` with ids no training user has (pandas, no Spark)."""
+        first = self.next_user_id() if first_user_id is None else first_user_id
+        return custom.ratings_table(ratings, first)
+
+
 @dataclass
-class LocalRecommender:
+class LocalRecommender(PersonalRatings):
     """A saved model's scalars and movie table in this process: title search, fold-in, top-N, similar movies."""
 
     model: SavedModel  # or a RecommenderModel, whose tables jobs/recommend.py loaded in Spark
@@ -151,32 +184,6 @@ class LocalRecommender:
         if self._index is None:
             self._index = title_index(self.movies)
         return self._index
-
-    def search(self, text: str, limit: int = 10) -> list[Movie]:
-        """Catalog movies whose title words start with the typed words, most rated first."""
-        return self.index.search(text, limit)
-
-    def find_movie(self, movie: str | int) -> Movie:
-        return find_movie(self.index, movie)
-
-    # --- ratings ---
-
-    def read_ratings(self, path: str | Path) -> list[CustomRating]:
-        """A custom ratings CSV file, checked and matched (CustomRatingsError lists every problem)."""
-        return custom.read_custom_ratings(path, self.index, self.model.scale)
-
-    def ratings_from_pairs(self, user: str, pairs: Iterable[tuple[int | str, float]]) -> list[CustomRating]:
-        """Ratings given as ``(movie id or title, rating)`` pairs; none is a CustomRatingsError."""
-        return custom.from_pairs(user, pairs, self.index, self.model.scale)
-
-    def next_user_id(self) -> int:
-        """The first id above every user the model knows."""
-        return (self.model.max_user_id() or 0) + 1
-
-    def ratings_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> pd.DataFrame:
-        """``user, user_id, movie_id, rating`` with ids no training user has."""
-        first = self.next_user_id() if first_user_id is None else first_user_id
-        return custom.ratings_table(ratings, first)
 
     # --- recommendations ---
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -38,7 +38,7 @@ from movierec_spark.serving.custom import CustomRating
 from movierec_spark.models.factors import FEATURES, require_factors
 from movierec_spark.serving.foldin import fold_in_local
 # check_model_dir is imported from here by the jobs and the notebook too.
-from movierec_spark.serving.local import MOVIE_TABLE_COLUMNS, check_model_dir, find_movie, title_index  # noqa: F401 - check_model_dir re-exported for the jobs
+from movierec_spark.serving.local import MOVIE_TABLE_COLUMNS, PersonalRatings, check_model_dir, title_index  # noqa: F401 - check_model_dir re-exported for the jobs
 from movierec_spark.io import read_catalog, read_movie_table, write_catalog, write_movie_table
 from movierec_spark.models.recommender import USER_BIAS, RecommenderModel
 from movierec_spark.serving.movie_table import MovieTable, collect_movie_table, movie_table_frame
@@ -78,7 +78,7 @@ def save_catalog(model: RecommenderModel, catalog: DataFrame, model_dir: str | P
 
 
 @dataclass
-class CustomRecommender:
+class CustomRecommender(PersonalRatings):
     """A fitted model plus its catalog, ready for people's own ratings."""
 
     spark: SparkSession
@@ -137,40 +137,12 @@ class CustomRecommender:
                 self._index = TitleIndex.from_frame(self.catalog)
         return self._index
 
-    def search(self, text: str, limit: int = 10) -> list[Movie]:
-        """Catalog movies whose title words start with the typed words, most rated first."""
-        return self.index.search(text, limit)
-
-    def find_movie(self, movie: str | int) -> Movie:
-        """A movie by id or by title; an unknown or ambiguous one is a MovieRecError."""
-        return find_movie(self.index, movie)
-
-    # --- custom ratings ---
-
-    def read_ratings(self, path: str | Path) -> list[CustomRating]:
-        """A custom ratings CSV file, checked and matched (CustomRatingsError lists every problem)."""
-        return custom.read_custom_ratings(path, self.index, self.model.scale)
-
-    def ratings_from_pairs(self, user: str, pairs: Iterable[tuple[int | str, float]]) -> list[CustomRating]:
-        """Ratings given as ``(movie id or title, rating)`` pairs (the notebook's)."""
-        return custom.from_pairs(user, pairs, self.index, self.model.scale)
-
-    def next_user_id(self) -> int:
-        """The first id above every user the model knows (1 for an empty model).
-
-        A loaded model knows its largest user id from its metadata (no Spark job).
-        """
-        return (self.model.max_user_id() or 0) + 1
+    # --- custom ratings (search, find_movie, read_ratings, ratings_from_pairs, ratings_frame: PersonalRatings) ---
 
     def custom_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> DataFrame:
-        """``user, user_id, movie_id, rating`` with ids no training user has (a Spark DataFrame)."""
+        """:meth:`ratings_frame`'s rows as a Spark DataFrame."""
         first = self.next_user_id() if first_user_id is None else first_user_id
         return custom.custom_ratings_frame(self.spark, ratings, first)
-
-    def ratings_frame(self, ratings: Sequence[CustomRating], first_user_id: int | None = None) -> pd.DataFrame:
-        """The same rows as :meth:`custom_frame`, as pandas (no Spark)."""
-        first = self.next_user_id() if first_user_id is None else first_user_id
-        return custom.ratings_table(ratings, first)
 
     # --- recommendations ---
 

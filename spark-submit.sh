@@ -43,18 +43,21 @@ fi
 export PYSPARK_PYTHON="$PY"
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
 
-# --- Java: Spark 4 needs Java 17 or newer.
-if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
-  JAVA="$JAVA_HOME/bin/java"
-else
-  JAVA="$(command -v java || true)"
-fi
-java_help="install Java 17+ (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17; or https://adoptium.net) and put it on PATH or set JAVA_HOME"
-[[ -n "$JAVA" ]] || die "Java not found: $java_help"
-java_version="$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\).*/\1/p' | head -n1)"
-if [[ -z "$java_version" || "$java_version" -lt 17 ]]; then
-  die "Java ${java_version:-of unknown version} at $JAVA is too old: $java_help"
-fi
+# --- Java: Spark 4 needs Java 17 or newer (a Spark Connect client needs none).
+require_java() {
+  local java java_version
+  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+    java="$JAVA_HOME/bin/java"
+  else
+    java="$(command -v java || true)"
+  fi
+  local help="install Java 17+ (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17; or https://adoptium.net) and put it on PATH or set JAVA_HOME"
+  [[ -n "$java" ]] || die "Java not found: $help"
+  java_version="$("$java" -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\).*/\1/p' | head -n1)"
+  if [[ -z "$java_version" || "$java_version" -lt 17 ]]; then
+    die "Java ${java_version:-of unknown version} at $java is too old: $help"
+  fi
+}
 
 # --- Spark: $SPARK_HOME if set, else the PySpark installed for $PY (its
 # package folder holds bin/spark-submit and jars/). Located without importing
@@ -150,25 +153,33 @@ fi
 [[ -f "$job" ]] || die "job file $job does not exist; see ./spark-submit.sh --help"
 
 # Spark Connect (--remote sc://HOST:PORT, or SPARK_REMOTE): the job is a
-# client of that server, which runs the work (movierec_spark/session.py).
+# client of that server, which runs the work (movierec_spark/session.py). A
+# client needs no JVM: the job runs as plain Python (below), and only
+# settings of the session itself travel, --conf spark.sql.*=... and the
+# spark.sql.* lines of spark-defaults.conf; memory, cores and the rest are
+# the server's.
+connect_conf=()
 if [[ -n "$remote" ]]; then
   [[ -z "$master" ]] || die "--master and --remote both given: a Spark Connect server has its own master"
   [[ "$remote" == sc://* ]] || die "--remote must be a Spark Connect URL, sc://HOST:PORT, got '$remote'"
+  [[ -z "$user_py_files" ]] || die "--py-files does not apply to a Spark Connect client; the server takes the library as an artifact"
+  i=0
+  while ((i < ${#spark_opts[@]})); do
+    case "${spark_opts[i]}" in
+      --remote) i=$((i + 2)) ;;
+      --remote=*) i=$((i + 1)) ;;
+      --conf | -c) connect_conf+=("${spark_opts[i + 1]}"); i=$((i + 2)) ;;
+      --conf=*) connect_conf+=("${spark_opts[i]#--conf=}"); i=$((i + 1)) ;;
+      *) die "${spark_opts[i]} does not apply to a Spark Connect client (--remote): the server has its own; only --conf settings of the session travel" ;;
+    esac
+  done
   export SPARK_REMOTE="$remote"
-  export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"  # spark-submit's own JVM, here
-  # spark-submit refuses a master beside --remote, and the server owns every
-  # setting but the session's SQL ones: the defaults' spark.sql.* go along.
-  if [[ " ${spark_opts[*]} " != *" --properties-file "* && -f "$SPARK_CONF_DIR/spark-defaults.conf" ]]; then
-    mkdir -p "$ROOT/build"
-    connect_defaults="$ROOT/build/spark-connect-defaults.conf"
-    grep -E '^[[:space:]]*spark\.sql\.' "$SPARK_CONF_DIR/spark-defaults.conf" |
-      grep -v -E '^[[:space:]]*spark\.sql\.ui\.' >"$connect_defaults.$$" || true
-    mv -f "$connect_defaults.$$" "$connect_defaults"
-    spark_opts+=(--properties-file "$connect_defaults")
-  fi
+else
+  require_java
+fi
 # A loopback hostname makes Spark warn and guess an interface; bind local
 # runs to 127.0.0.1. Cluster runs keep the machine's address.
-elif [[ -z "$master" || "$master" == local* ]]; then
+if [[ -z "$remote" && ( -z "$master" || "$master" == local* ) ]]; then
   export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
   # A short local run gets a JVM with the C1 JIT only (movierec_spark/launch.py
   # decides from the job's arguments), unless driver JVM options were given.
@@ -219,9 +230,32 @@ print(target)
 PYEOF
 )"
 py_files="$package"
-# A Spark Connect server gets the package as an artifact (session.build_session).
-export MOVIEREC_PACKAGE="$package"
 [[ -n "$user_py_files" ]] && py_files="$package,$user_py_files"
+
+if [[ -n "$remote" ]]; then
+  # PySpark's Connect client applies these to the session it creates.
+  export PYSPARK_REMOTE_INIT_CONF_LEN=1
+  PYSPARK_REMOTE_INIT_CONF_0="$("$PY" - "$SPARK_CONF_DIR/spark-defaults.conf" \
+    "${connect_conf[@]+"${connect_conf[@]}"}" <<'PYEOF'
+import json, os, re, sys
+defaults, pairs = sys.argv[1], sys.argv[2:]
+conf = {}
+if os.path.isfile(defaults):
+    for line in open(defaults, encoding="utf-8"):
+        key, value = (re.split(r"\s*[\s=:]\s*", line.strip(), maxsplit=1) + [""])[:2]
+        if key.startswith("spark.sql.") and not key.startswith("spark.sql.ui."):
+            conf[key] = value
+for pair in pairs:
+    key, _, value = pair.partition("=")
+    conf[key.strip()] = value.strip()
+print(json.dumps(conf))
+PYEOF
+)"
+  export PYSPARK_REMOTE_INIT_CONF_0
+  # The server gets the package as an artifact (session.build_session).
+  export MOVIEREC_PACKAGE="$package"
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" "$job" "$@"
+fi
 
 # recommend.py and similar.py serve a local model folder without Spark
 # (movierec_spark/serving/local.py): on a local master they start as plain

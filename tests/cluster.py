@@ -321,6 +321,22 @@ def run_submit(
     )
 
 
+# A java that answers spark-submit.sh's version check and otherwise records that it ran.
+_FAKE_JAVA = """#!/bin/sh
+if [ "$1" = "-version" ]; then echo 'openjdk version "17.0.1" 2021-10-19' >&2; exit 0; fi
+echo "$@" >> "$(dirname "$0")/../ran"
+exit 1
+"""
+
+
+def fake_java(java_home: Path) -> Path:
+    """A JAVA_HOME whose java only answers ``-version``; ``java_home / "ran"`` appears if anything else ran it."""
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "bin" / "java").write_text(_FAKE_JAVA)
+    (java_home / "bin" / "java").chmod(0o755)
+    return java_home
+
+
 def meaningful_stderr(stderr: str) -> list[str]:
     """stderr lines with blank lines and known JVM start-up noise removed."""
     return [line for line in stderr.splitlines() if line.strip() and not JVM_NOISE.match(line)]

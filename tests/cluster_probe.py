@@ -2,7 +2,7 @@
 
 Run as ``./spark-submit.sh [--master URL | --remote URL] tests/cluster_probe.py``;
 prints one JSON object on stdout: the driver's ``movierec_spark.__file__``,
-the master and, per task, the executor's ``__file__``, working directory and
+the master, the session's shuffle partitions and time zone and, per task, the executor's ``__file__``, working directory and
 Python. DataFrame operations only, so it runs over Spark Connect as well.
 """
 
@@ -32,6 +32,8 @@ def main() -> int:
         import movierec_spark
 
         print(json.dumps({"driver": movierec_spark.__file__, "master": master(spark),
+                          "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+                          "time_zone": spark.conf.get("spark.sql.session.timeZone"),
                           "tasks": [list(row) for row in found]}))
     finally:
         spark.stop()

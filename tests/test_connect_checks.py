@@ -127,6 +127,12 @@ def test_relative_paths_are_made_absolute_for_a_server_with_another_working_fold
          "spark-submit.sh: error: --master and --remote both given: a Spark Connect server has its own master"),
         (["--remote", "http://127.0.0.1:15002"],
          "spark-submit.sh: error: --remote must be a Spark Connect URL, sc://HOST:PORT, got 'http://127.0.0.1:15002'"),
+        (["--remote", "sc://127.0.0.1:15002", "--driver-memory", "8g"],
+         "spark-submit.sh: error: --driver-memory does not apply to a Spark Connect client (--remote): the server "
+         "has its own; only --conf settings of the session travel"),
+        (["--remote", "sc://127.0.0.1:15002", "--py-files", "extra.zip"],
+         "spark-submit.sh: error: --py-files does not apply to a Spark Connect client; the server takes the library "
+         "as an artifact"),
     ],
 )
 def test_the_wrapper_refuses_a_bad_remote_in_one_line(tmp_path, args, line):

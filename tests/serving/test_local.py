@@ -23,6 +23,7 @@ from movierec_spark import columns as C
 from movierec_spark.serving.local import LocalRecommender
 from movierec_spark.serving.tables import BASIS_POPULAR, TOP_N_ARROW, TOP_N_COLUMNS
 from movierec_spark.settings import RecommendSettings
+from tests.cluster import fake_java
 from tests.tiny_models import CATALOG, GLOBAL_MEAN, ITEM_BIAS, ITEM_FACTORS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,23 +241,12 @@ def test_an_implicit_model_folds_in_against_the_gram_of_all_its_item_factors(tmp
     assert len(rec.recommend(rec.ratings_from_pairs("imp", [(10, 5), (40, 3)]))) == 3
 
 
-# A java that answers the wrapper's version check and otherwise records that it ran.
-FAKE_JAVA = """#!/bin/sh
-if [ "$1" = "-version" ]; then echo 'openjdk version "17.0.1" 2021-10-19' >&2; exit 0; fi
-echo "$@" >> "$(dirname "$0")/../ran"
-exit 1
-"""
-
-
 @pytest.mark.parametrize("job, args, shown", [
     ("recommend", ["--custom-ratings", "{ratings}", "--top-n", "3", "--output", "{out}"], "Top 3 for me"),
     ("similar", ["--movie", "The Matrix", "--output", "{out}"], "Movies most like Matrix, The (1999)"),
 ])
 def test_the_wrapper_serves_a_local_model_without_starting_a_jvm(tmp_path, model_dir, job, args, shown):
-    java_home = tmp_path / "java"
-    (java_home / "bin").mkdir(parents=True)
-    (java_home / "bin" / "java").write_text(FAKE_JAVA)
-    (java_home / "bin" / "java").chmod(0o755)
+    java_home = fake_java(tmp_path / "java")
     ratings = tmp_path / "mine.csv"
     ratings.write_text("user,movie,rating\nme,The Matrix,5\nme,Heat (1995),1\nme,Alien,4\n")
     argv = [a.format(ratings=ratings, out=tmp_path / "out") for a in args]
@@ -268,5 +258,5 @@ def test_the_wrapper_serves_a_local_model_without_starting_a_jvm(tmp_path, model
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert shown in done.stdout
-    assert not (tmp_path / "java" / "ran").exists(), (tmp_path / "java" / "ran").read_text()
+    assert not (java_home / "ran").exists(), (java_home / "ran").read_text()
     assert (tmp_path / "out").is_dir()

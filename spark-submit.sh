@@ -9,6 +9,8 @@
 # (set SPARK_CONF_DIR to use another folder), and ships the movierec_spark
 # package to executors with --py-files. Every spark-submit option passes
 # through: --master, --conf key=value, --driver-memory, --py-files, ...
+# --remote sc://HOST:PORT (or SPARK_REMOTE) runs the job as a Spark Connect
+# client instead: plain Python, no JVM here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,8 @@ usage: ./spark-submit.sh [spark-submit options] jobs/<job>.py [job arguments]
 jobs:
 $(cd "$ROOT" && ls jobs/*.py 2>/dev/null | grep -v __init__ | sed 's/^/  /')
 
-Every job takes --help. Spark options (--master, --conf k=v, ...) go before the job.
+Every job takes --help. Spark options (--master, --conf k=v, ...) go before the job;
+--remote sc://HOST:PORT runs it on a Spark Connect server.
 EOF
 }
 

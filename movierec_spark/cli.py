@@ -435,7 +435,7 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_list(text: str) -> list[str]:
+def comma_list(text: str) -> list[str]:
     """``A,B`` as a list; the names are checked with the rest of the settings."""
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -455,7 +455,7 @@ def add_model_flags(parser: argparse.ArgumentParser, section: str) -> None:
 
     model = parser.add_argument_group("models")
     add_seed_flag(model)
-    add_flag(model, "--models", f"{section}.models", type=_model_list, metavar="A,B",
+    add_flag(model, "--models", f"{section}.models", type=comma_list, metavar="A,B",
              help=f"models to fit, from {','.join(MODEL_NAMES)}")
     add_flag(model, "--rank", "als.rank", type=whole_number, help="ALS rank (latent factors)")
     add_flag(model, "--max-iter", "als.max_iter", type=whole_number, help="ALS iterations")

@@ -268,6 +268,7 @@ class RecommendSettings(_Section):
     content_weight: Amount = 1.0
     similar_n: Count = 10
     method: RecommendMethod = "foldin"
+    genres: list[str] = []
 
 
 class SimilarSettings(_Section):

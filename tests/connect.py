@@ -22,18 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster import ROOT, _die_with_parent, _kill_group, spark_home
+from tests.cluster import _DAEMON_LOG4J, ROOT, _die_with_parent, _kill_group, spark_home
 
 _STARTED = re.compile(r"Spark Connect server started at: 127\.0\.0\.1:(\d+)")
-# Quiet, but for the line that names the port.
-_LOG4J = """\
-rootLogger.level = warn
-rootLogger.appenderRef.stderr.ref = console
-appender.console.type = Console
-appender.console.name = console
-appender.console.target = SYSTEM_ERR
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = %d{HH:mm:ss.SSS} %p %c{1}: %m%n%ex
+# The cluster daemons' logging, quieter, but for the line that names the port.
+_LOG4J = _DAEMON_LOG4J.replace("rootLogger.level = info", "rootLogger.level = warn") + """\
 logger.connect.name = org.apache.spark.sql.connect.service.SparkConnectServer
 logger.connect.level = info
 """

@@ -56,6 +56,9 @@ def recommend_parser(prog: str = PROG, description: str = DESCRIPTION):
                  help="lowest rating that counts as liked ('because you liked', taste match)")
     cli.add_flag(parser, "--content-weight", "recommend.content_weight", type=cli.number,
                  help="ranking score = predicted rating + this * genre/decade match; 0: predicted rating only")
+    cli.add_flag(parser, "--genres", "recommend.genres", type=cli.comma_list, metavar="A,B",
+                 help="for someone whose ratings the model cannot use: the most liked movies of these genres "
+                      "(default: the genres of the movies they liked)")
     cli.add_data_flags(parser)
     return parser
 

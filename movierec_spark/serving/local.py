@@ -196,7 +196,7 @@ class LocalRecommender(PersonalRatings):
         """The top-N table (:func:`movierec_spark.serving.tables.top_n_table`) with the ``[recommend]`` settings."""
         return top_n_table(
             self.model, self.movies, ratings, users, n or self.settings.top_n, self.settings.min_ratings,
-            self.settings.liked_rating, self.settings.content_weight, people,
+            self.settings.liked_rating, self.settings.content_weight, people, self.settings.genres,
         )
 
     def recommend(self, ratings: Sequence[CustomRating], n: int | None = None, user: str | None = None) -> pd.DataFrame:

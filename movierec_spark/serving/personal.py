@@ -197,6 +197,7 @@ class CustomRecommender(PersonalRatings):
             self.settings.min_ratings if min_ratings is None else min_ratings,
             self.settings.liked_rating,
             self.settings.content_weight if content_weight is None else content_weight,
+            genres=self.settings.genres,
         )
 
     def retrained(self, custom_df: DataFrame, refit: Callable[[DataFrame], RecommenderModel],

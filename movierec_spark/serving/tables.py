@@ -49,6 +49,7 @@ Output of :func:`similar_table`, ordered by rank::
 
 from __future__ import annotations
 
+import difflib
 import numbers
 from typing import Iterable, Mapping, Sequence
 
@@ -56,6 +57,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from movierec_spark import MovieRecError
 from movierec_spark import columns as C
 from movierec_spark.columns import FEATURES as USER_FEATURES
 from movierec_spark.columns import USER_BIAS
@@ -172,13 +174,26 @@ def _popular_users(model, movies: MovieTable, seen: Sequence[np.ndarray], rating
     return popular
 
 
-def _outside_genres(movies: MovieTable, candidates: np.ndarray, liked: np.ndarray, n: int) -> np.ndarray:
-    """Ids of the candidates sharing no genre with the ``liked`` rows (none when fewer than ``n`` share one)."""
+def check_genres(movies: MovieTable, named: Sequence[str]) -> None:
+    """Refuse a genre no movie of the table has, naming the closest one and the table's genres."""
+    known = movies.derived("genres", lambda: sorted({g for gs in movies.frame[C.GENRES] if gs is not None for g in gs}))
+    by_case = {g.casefold(): g for g in known}
+    for name in named:
+        if name.casefold() not in by_case:
+            close = difflib.get_close_matches(name.casefold(), list(by_case), n=1)
+            hint = f" (did you mean {by_case[close[0]]}?)" if close else ""
+            raise MovieRecError(f"unknown genre {name!r}{hint}; the model's genres: {', '.join(known)}")
+
+
+def _outside_genres(movies: MovieTable, candidates: np.ndarray, liked: np.ndarray, n: int,
+                    named: Sequence[str] = ()) -> np.ndarray:
+    """Ids of the candidates sharing no genre with ``named`` (else with the ``liked`` rows); none when fewer than ``n`` share one."""
     genres = movies.frame[C.GENRES].to_numpy()
-    wanted = {g for row in liked if genres[row] is not None for g in genres[row]}
+    wanted = {g.casefold() for g in named} or {g.casefold() for row in liked if genres[row] is not None for g in genres[row]}
     if not wanted:
         return np.zeros(0, dtype=np.int64)
-    inside = np.array([genres[c] is not None and not wanted.isdisjoint(genres[c]) for c in candidates], dtype=bool)
+    inside = np.array([genres[c] is not None and not wanted.isdisjoint(g.casefold() for g in genres[c])
+                       for c in candidates], dtype=bool)
     if inside.sum() < n:
         return np.zeros(0, dtype=np.int64)
     return movies.ids[candidates[~inside]]
@@ -186,7 +201,7 @@ def _outside_genres(movies: MovieTable, candidates: np.ndarray, liked: np.ndarra
 
 def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.DataFrame, n: int,
                 min_ratings: int, liked_rating: float, content_weight: float = 0.0,
-                people: Mapping[int, str] | None = None) -> pd.DataFrame:
+                people: Mapping[int, str] | None = None, genres: Sequence[str] = ()) -> pd.DataFrame:
     """Each custom user's ``n`` best unseen, popular-enough movies, explained.
 
     ``model`` gives the global mean, scale and whether it has factors (for a
@@ -198,10 +213,12 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
     Ranked by the unclipped score plus ``content_weight * match``, then by
     movie id. A user whose ratings the model cannot use gets the
     ``popular`` list (module docstring), as do ``people`` (``user_id ->
-    user``) without a rating in ``ratings``.
+    user``) without a rating in ``ratings``: the most liked movies of
+    ``genres`` if named, else of the genres of the movies they liked.
     """
     if n < 1:
         raise ValueError(f"n must be 1 or more, got {n}")
+    check_genres(movies, genres)
     everyone = np.union1d(ratings[C.USER_ID].to_numpy(dtype=np.int64), np.fromiter(people or (), dtype=np.int64))
     if len(everyone) > USERS_PER_BLOCK:
         # Blocks of users bound the users x movies matrices (scores, taste match) of a large file.
@@ -210,7 +227,8 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
             block = everyone[start:start + USERS_PER_BLOCK]
             mine = ratings[ratings[C.USER_ID].isin(block)]
             theirs = {u: p for u, p in (people or {}).items() if u in set(block.tolist())}
-            blocks.append(top_n_table(model, movies, mine, users, n, min_ratings, liked_rating, content_weight, theirs))
+            blocks.append(top_n_table(model, movies, mine, users, n, min_ratings, liked_rating, content_weight, theirs,
+                                      genres))
         return pd.concat(blocks, ignore_index=True)
     labels = ratings.drop_duplicates(C.USER_ID).set_index(C.USER_ID)[C.USER]
     if people:
@@ -235,7 +253,7 @@ def top_n_table(model, movies: MovieTable, ratings: pd.DataFrame, users: pd.Data
     popular = _popular_users(model, movies, seen, [by_user[u][C.RATING].to_numpy(dtype=np.float64) for u in user_ids])
     for user in np.flatnonzero(popular):
         bias[user], factors[user] = 0.0, None
-        seen[user] = np.concatenate([seen[user], _outside_genres(movies, candidates, liked[user], n)])
+        seen[user] = np.concatenate([seen[user], _outside_genres(movies, candidates, liked[user], n, genres)])
     rows, cols, ranks, prediction = rank_block(
         bias, factors, seen, candidate_ids, candidate_t, n, float(model.global_mean), clip,
         boost=float(content_weight) * match if content_weight else None, prepared=prepared,

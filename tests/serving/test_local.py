@@ -260,3 +260,37 @@ def test_the_wrapper_serves_a_local_model_without_starting_a_jvm(tmp_path, model
     assert shown in done.stdout
     assert not (java_home / "ran").exists(), (java_home / "ran").read_text()
     assert (tmp_path / "out").is_dir()
+
+
+def test_named_genres_choose_the_popular_list_and_leave_a_personal_one_alone(model_dir):
+    rec = _recommender(model_dir, min_ratings=0, top_n=1, genres=["crime"])
+    table = rec.recommend(rec.ratings_from_pairs("bo", [("Twin A", 4), ("Twin B", 4)]))
+    assert list(table.movie_id) == [20] and list(table.basis) == [BASIS_POPULAR]  # Heat, not the liked Comedy
+    personal = rec.ratings_from_pairs("cy", [(10, 5), (40, 1)])
+    plain = _recommender(model_dir, min_ratings=0, top_n=1)
+    assert rec.recommend(personal).equals(plain.recommend(personal))
+
+
+def test_an_unknown_genre_is_refused_with_the_closest_and_the_models_genres(model_dir):
+    rec = _recommender(model_dir, genres=["Comdy"])
+    with pytest.raises(MovieRecError) as caught:
+        rec.recommend(rec.ratings_from_pairs("bo", [("Twin A", 4)]))
+    assert str(caught.value) == ("unknown genre 'Comdy' (did you mean Comedy?); "
+                                 "the model's genres: Action, Comedy, Crime, Drama, Horror, Sci-Fi")
+
+
+def test_the_command_takes_genres(tmp_path, model_dir, capsys):
+    from movierec_spark.serving import command
+
+    ratings = tmp_path / "mine.csv"
+    ratings.write_text("user,movie,rating\nbo,Twin A,4\nbo,Twin B,4\n")
+    out = tmp_path / "out"
+    assert command.main(["--model", str(model_dir), "--custom-ratings", str(ratings), "--output", str(out),
+                         "--top-n", "2", "--min-ratings", "0", "--genres", "Crime,Drama"]) == 0  # fmt: skip
+    assert sorted(pq.read_table(out / "top_n").column("movie_id").to_pylist()) == [20, 30]  # the Crime and the Drama
+    assert command.main(["--model", str(model_dir), "--custom-ratings", str(ratings), "--output", str(out),
+                         "--genres", "Westerns"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "movierec-recommend: error: unknown genre 'Westerns'; the model's genres: Action, Comedy, Crime, Drama, "
+        "Horror, Sci-Fi")
+    assert sorted(pq.read_table(out / "top_n").column("movie_id").to_pylist()) == [20, 30]  # the earlier output stays

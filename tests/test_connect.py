@@ -59,29 +59,55 @@ def work(tmp_path_factory, movielens_dir) -> Path:
     return work
 
 
+def _start(args: list[str], work: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([str(ROOT / "spark-submit.sh"), *args], cwd=work, env=env or submit_env(work),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _finished(proc: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return _ok(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+
+
 @pytest.fixture(scope="module")
-def runs(connect_server, work) -> dict[str, subprocess.CompletedProcess]:
-    """Every job once through the server, paths relative to ``work``: name -> finished process."""
+def runs(connect_server, work, in_process) -> dict[str, subprocess.CompletedProcess]:
+    """Every job once through the server, paths relative to ``work``: name -> finished process.
+
+    Jobs that do not need each other's output run side by side (the server
+    serves several sessions), and the classic run of :func:`classic` runs
+    in this process meanwhile: most of each job is waiting.
+    """
     remote = ["--remote", connect_server.url]
     done = {}
     done["ingest"] = _ok(run_submit([*remote, _job("ingest"), "--source", "release/ml-latest-small",
                                      "--dataset", "ml-latest-small", "--output", "ingest"], work))  # fmt: skip
     env = submit_env(work, {"SPARK_REMOTE": connect_server.url})
-    done["eda"] = _ok(run_submit([_job("eda"), "--ingested", "ingest", "--output", "eda"], work, env=env))
-    done["train_als"] = _ok(run_submit([*remote, _job("train_als"), "--ingested", "ingest", *TRAIN_ARGS,
-                                        "--output", "train"], work))  # fmt: skip
+    eda = _start([_job("eda"), "--ingested", "ingest", "--output", "eda"], work, env=env)
+    train = _start([*remote, _job("train_als"), "--ingested", "ingest", *TRAIN_ARGS, "--output", "train"], work)
+    _classic_runs(in_process, work)
+    done["eda"], done["train_als"] = _finished(eda), _finished(train)
     # Without its movie table the model is served by Spark, not by serving.local.
     shutil.copytree(work / "train" / "model", work / "model-in-spark")
     shutil.rmtree(work / "model-in-spark" / "movie_table")
-    done["recommend"] = _ok(run_submit([*remote, _job("recommend"), "--model", "model-in-spark", *RECOMMEND_ARGS,
-                                        "--custom-ratings", "many.csv", "--output", "recommend"], work))  # fmt: skip
-    done["similar"] = _ok(run_submit([*remote, _job("similar"), "--model", "model-in-spark", "--movie", MOVIE,
-                                      *RECOMMEND_ARGS, "--output", "similar"], work))  # fmt: skip
+    recommend = _start([*remote, _job("recommend"), "--model", "model-in-spark", *RECOMMEND_ARGS,
+                        "--custom-ratings", "many.csv", "--output", "recommend"], work)  # fmt: skip
+    similar = _start([*remote, _job("similar"), "--model", "model-in-spark", "--movie", MOVIE, *RECOMMEND_ARGS,
+                      "--output", "similar"], work)  # fmt: skip
+    done["recommend"], done["similar"] = _finished(recommend), _finished(similar)
     return done
 
 
 @pytest.fixture(scope="module")
-def classic(in_process, runs, work) -> Path:
+def classic(runs, work) -> Path:
+    """The classic run's outputs (made by :func:`runs`, while the Connect jobs ran)."""
+    return work / "classic"
+
+
+def _classic_runs(in_process, work: Path) -> None:
     """train_als, recommend and similar in this process on the classic session, same flags, MLlib's solver."""
     out = work / "classic"
     argv = ["--ingested", str(work / "ingest"), *[a if a != "custom.csv" else str(work / a) for a in TRAIN_ARGS]]
@@ -90,7 +116,6 @@ def classic(in_process, runs, work) -> Path:
                                     str(work / "custom.csv"), "--output", str(out / "recommend")]) == 0  # fmt: skip
     assert in_process("similar", ["--model", str(out / "train" / "model"), "--movie", MOVIE, *RECOMMEND_ARGS,
                                   "--output", str(out / "similar")]) == 0  # fmt: skip
-    return out
 
 
 def _metrics(folder: Path) -> dict:

@@ -76,6 +76,14 @@ export SPARK_CONF_DIR="${SPARK_CONF_DIR:-$ROOT/conf}"
 export MOVIEREC_CONF_DIR="${MOVIEREC_CONF_DIR:-$ROOT/conf}"
 
 # --- Split the command line: spark-submit options, then the job and its arguments.
+# The options the wrapper itself acts on, kept as they pass through.
+remember() {
+  case "$1" in
+    --master) master="$2" ;;
+    --remote) remote="$2" ;;
+    --deploy-mode) deploy_mode="$2" ;;
+  esac
+}
 spark_opts=()
 user_py_files=""
 master=""
@@ -102,36 +110,14 @@ while [[ $# -gt 0 ]]; do
       user_py_files="${1#--py-files=}"
       shift
       ;;
-    --master)
-      [[ $# -ge 2 ]] || die "--master needs a value"
-      master="$2"
+    --master | --remote | --deploy-mode)
+      [[ $# -ge 2 ]] || die "$1 needs a value"
+      remember "$1" "$2"
       spark_opts+=("$1" "$2")
       shift 2
       ;;
-    --master=*)
-      master="${1#--master=}"
-      spark_opts+=("$1")
-      shift
-      ;;
-    --remote)
-      [[ $# -ge 2 ]] || die "--remote needs a value (sc://HOST:PORT)"
-      remote="$2"
-      spark_opts+=("$1" "$2")
-      shift 2
-      ;;
-    --remote=*)
-      remote="${1#--remote=}"
-      spark_opts+=("$1")
-      shift
-      ;;
-    --deploy-mode)
-      [[ $# -ge 2 ]] || die "--deploy-mode needs a value"
-      deploy_mode="$2"
-      spark_opts+=("$1" "$2")
-      shift 2
-      ;;
-    --deploy-mode=*)
-      deploy_mode="${1#--deploy-mode=}"
+    --master=* | --remote=* | --deploy-mode=*)
+      remember "${1%%=*}" "${1#*=}"
       spark_opts+=("$1")
       shift
       ;;

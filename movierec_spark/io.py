@@ -132,6 +132,13 @@ def publish_dir(staging: Path, final: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not path.exists():
+        path = path.parent
+    return path
+
+
 def check_output_dir(final: str | Path) -> Path:
     """Refuse an output path that exists as a file, or whose folder cannot be written; return it as a Path.
 
@@ -145,9 +152,7 @@ def check_output_dir(final: str | Path) -> Path:
         return final
     if final.exists() and not final.is_dir():
         raise MovieRecError(f"output path {final} is an existing file; give a folder path")
-    ancestor = final.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
+    ancestor = _nearest_existing(final.absolute().parent)
     if not ancestor.is_dir():
         raise MovieRecError(f"output folder {final} cannot be made: {ancestor} is a file, not a folder")
     try:
@@ -177,9 +182,7 @@ def check_spark_writes_reach(spark: "SparkSession", final: str | Path) -> None:
             f"output folder {final}: under Spark Connect the output must be a folder this machine and the "
             "server share (a local path on the server's machine or a shared mount), not a URI")
     final = Path(final).expanduser()
-    ancestor = final.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
+    ancestor = _nearest_existing(final.absolute().parent)
     probe = ancestor / f".movierec-probe-{uuid.uuid4().hex[:12]}"
     try:
         spark.createDataFrame([("probe",)], "value string").coalesce(1).write.text(str(probe))
